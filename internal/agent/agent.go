@@ -1,0 +1,121 @@
+// Package agent is the in-sandbox server: PID 1 of every sandbox, serving
+// the daemon over a unix socket with exec and file services, reaping every
+// process in the sandbox.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/agent/files"
+	"github.com/hutch-sh/hutch/internal/agent/proc"
+)
+
+// Options configure an agent.
+type Options struct {
+	Socket  string // unix socket path to listen on
+	Root    string // filesystem root the file service works in ("/" in a sandbox)
+	Workdir string // default cwd for commands, created if missing
+}
+
+// MaxMessageBytes bounds one RPC request message.
+const MaxMessageBytes = 8 << 20
+
+// Run serves until ctx ends or the agent is told to stop by a signal.
+func Run(ctx context.Context, log *slog.Logger, o Options) error {
+	// Reap before anything forks so no exit is missed.
+	reaper := proc.NewReaper()
+	defer reaper.Stop()
+
+	if err := os.MkdirAll(filepath.Join(o.Root, o.Workdir), 0o755); err != nil {
+		log.Warn("create workdir", "path", o.Workdir, "err", err)
+	}
+	ln, err := listen(o.Socket)
+	if err != nil {
+		return err
+	}
+
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes), connect.WithCompressMinBytes(64 << 10)}
+	mux := http.NewServeMux()
+	mux.Handle(hutchv1connect.NewProcessServiceHandler(proc.New(log, reaper, childEnv(), o.Workdir), opts...))
+	fs := files.New(o.Root, log)
+	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
+	mux.Handle("/v1/files", fs.ContentHandler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("agent ready", "socket", o.Socket, "pid", os.Getpid())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if os.Getpid() == 1 {
+		stopAll()
+	}
+	return nil
+}
+
+// listen binds the socket, replacing a stale one left by an earlier agent.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("socket dir: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// childEnv is the agent's environment without its own settings.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "HUTCH_AGENT_") || strings.HasPrefix(kv, "GOMAXPROCS=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// stopAll asks every process in the sandbox to stop, then kills what is left.
+func stopAll() {
+	_ = syscall.Kill(-1, syscall.SIGTERM)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(-1, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(-1, syscall.SIGKILL)
+}

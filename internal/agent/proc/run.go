@@ -1,0 +1,209 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/sys/unix"
+
+	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/internal/errdefs"
+)
+
+// readChunk is the largest output chunk sent in one event.
+const readChunk = 256 << 10
+
+// running is a started command whose output is being pumped.
+type running struct {
+	exec   *execution
+	status <-chan syscall.WaitStatus
+	out    chan *hutchv1.ExecEvent // stdout and stderr chunks; closed when both reach EOF
+	start  time.Time
+	stdout *os.File
+	stderr *os.File
+}
+
+func (s *Service) start(path string, argv, env []string, cwd string, wantStdin bool) (*running, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("exec: pipe: %v: %w", err, errdefs.ErrResourceExhausted)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("exec: pipe: %v: %w", err, errdefs.ErrResourceExhausted)
+	}
+	var inR, inW *os.File
+	if wantStdin {
+		inR, inW, err = os.Pipe()
+	} else {
+		inR, err = os.Open(os.DevNull)
+	}
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, fmt.Errorf("exec: stdin: %v: %w", err, errdefs.ErrResourceExhausted)
+	}
+	// Larger pipes mean fewer, bigger chunks for fast producers.
+	_, _ = unix.FcntlInt(outW.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	_, _ = unix.FcntlInt(errW.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+
+	attr := &syscall.ProcAttr{
+		Dir:   cwd,
+		Env:   env,
+		Files: []uintptr{inR.Fd(), outW.Fd(), errW.Fd()},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	pid, status, err := s.reaper.Spawn(func() (int, error) { return syscall.ForkExec(path, argv, attr) })
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		if inW != nil {
+			inW.Close()
+		}
+		if errors.Is(err, syscall.ENOEXEC) || errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("exec %q: not an executable file (%v): %w", argv[0], err, errdefs.ErrPermissionDenied)
+		}
+		return nil, fmt.Errorf("exec %q: %v: %w", argv[0], err, errdefs.ErrFailedPrecondition)
+	}
+	r := &running{
+		exec:   &execution{pid: pid, stdin: inW},
+		status: status,
+		out:    make(chan *hutchv1.ExecEvent, 16),
+		start:  time.Now(),
+		stdout: outR,
+		stderr: errR,
+	}
+	done := make(chan struct{}, 2)
+	go r.read(outR, true, done)
+	go r.read(errR, false, done)
+	go func() {
+		<-done
+		<-done
+		close(r.out)
+	}()
+	return r, nil
+}
+
+func (r *running) read(f *os.File, stdout bool, done chan<- struct{}) {
+	defer func() { done <- struct{}{} }()
+	for {
+		buf := make([]byte, readChunk)
+		n, err := f.Read(buf)
+		if n > 0 {
+			ev := &hutchv1.ExecEvent{}
+			if stdout {
+				ev.Event = &hutchv1.ExecEvent_Stdout{Stdout: buf[:n]}
+			} else {
+				ev.Event = &hutchv1.ExecEvent_Stderr{Stderr: buf[:n]}
+			}
+			r.out <- ev
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// pump forwards output until the command exits and its output is drained,
+// enforcing the timeout and killing the tree if the caller goes away.
+func (r *running) pump(ctx context.Context, timeoutMs int64, stream *connect.ServerStream[hutchv1.ExecEvent]) error {
+	defer r.stdout.Close()
+	defer r.stderr.Close()
+	var timeout <-chan time.Time
+	if timeoutMs > 0 {
+		t := time.NewTimer(time.Duration(timeoutMs) * time.Millisecond)
+		defer t.Stop()
+		timeout = t.C
+	}
+	keepalive := time.NewTicker(KeepAliveInterval)
+	defer keepalive.Stop()
+
+	var (
+		ws       syscall.WaitStatus
+		exited   bool
+		timedOut bool
+		drain    <-chan time.Time
+		out      = r.out
+		sendErr  error
+	)
+	for out != nil || !exited {
+		select {
+		case ev, ok := <-out:
+			if !ok {
+				out = nil
+				continue
+			}
+			if sendErr == nil {
+				sendErr = stream.Send(ev)
+				if sendErr != nil {
+					// The caller is gone: nobody will see the rest.
+					killTree(r.exec.pid)
+				}
+			}
+		case ws = <-r.status:
+			exited = true
+			r.status = nil
+			t := time.NewTimer(drainGrace)
+			defer t.Stop()
+			drain = t.C
+		case <-drain:
+			// A background child still holds the pipes: stop reading.
+			r.stdout.Close()
+			r.stderr.Close()
+			for range out {
+			}
+			out = nil
+		case <-timeout:
+			timedOut = true
+			timeout = nil
+			killTree(r.exec.pid)
+		case <-ctx.Done():
+			killTree(r.exec.pid)
+			if !exited {
+				<-r.status
+			}
+			if out != nil {
+				go func() {
+					for range out {
+					}
+				}()
+			}
+			return ctx.Err()
+		case <-keepalive.C:
+			if sendErr == nil {
+				sendErr = stream.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Keepalive{Keepalive: &hutchv1.KeepAlive{}}})
+			}
+		}
+	}
+	if timedOut {
+		return fmt.Errorf("command timed out after %v; its process tree was killed: %w", time.Duration(timeoutMs)*time.Millisecond, errdefs.ErrDeadlineExceeded)
+	}
+	if sendErr != nil {
+		return sendErr
+	}
+	return stream.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Exit{Exit: exitOf(ws, time.Since(r.start))}})
+}
+
+func exitOf(ws syscall.WaitStatus, d time.Duration) *hutchv1.ExecExit {
+	e := &hutchv1.ExecExit{DurationMs: d.Milliseconds()}
+	switch {
+	case ws.Signaled():
+		e.Code = 128 + int32(ws.Signal())
+		e.Signal = unix.SignalName(ws.Signal())
+	default:
+		e.Code = int32(ws.ExitStatus())
+	}
+	return e
+}

@@ -1,0 +1,80 @@
+// Package agentconn is the daemon's connection to one sandbox's agent over
+// its unix socket.
+package agentconn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+)
+
+// BaseURL is the URL prefix for requests to the agent; the host is ignored.
+const BaseURL = "http://agent"
+
+// Conn holds the clients of one agent.
+type Conn struct {
+	HTTP    *http.Client
+	Process hutchv1connect.ProcessServiceClient
+	Files   hutchv1connect.FileServiceClient
+	socket  string
+}
+
+// New returns a Conn to the agent serving on socket. It does not dial.
+func New(socket string) *Conn {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	hc := &http.Client{Transport: tr}
+	// No gzip: output is mostly already streamed in large chunks over a local socket.
+	opts := []connect.ClientOption{connect.WithAcceptCompression("gzip", nil, nil)}
+	return &Conn{
+		HTTP:    hc,
+		Process: hutchv1connect.NewProcessServiceClient(hc, BaseURL, opts...),
+		Files:   hutchv1connect.NewFileServiceClient(hc, BaseURL, opts...),
+		socket:  socket,
+	}
+}
+
+// Close drops idle connections.
+func (c *Conn) Close() { c.HTTP.CloseIdleConnections() }
+
+// Wait blocks until the agent accepts connections on its socket.
+func (c *Conn) Wait(ctx context.Context) error {
+	delay := 200 * time.Microsecond
+	for {
+		conn, err := net.Dial("unix", c.socket)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(ctx.Err(), err)
+		case <-t.C:
+		}
+		if delay < 5*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// Broken reports whether err means the agent could not be reached (as
+// opposed to an error the agent returned).
+func Broken(err error) bool {
+	return connect.CodeOf(err) == connect.CodeUnavailable
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hutch-sh/hutch/client"
+)
+
+// Exit codes of exec when the command could not run, as shells use them.
+const (
+	exitTimeout     = 124
+	exitNotRunnable = 126
+	exitNotFound    = 127
+	exitInterrupted = 130
+)
+
+func newExecCmd(e *env) *cobra.Command {
+	var (
+		cwd     string
+		envs    []string
+		timeout time.Duration
+		noStdin bool
+	)
+	cmd := &cobra.Command{
+		Use:   "exec NAME [flags] -- CMD [ARG...]",
+		Short: "Run a command in a sandbox, creating the sandbox if needed",
+		Long: "Run a command in a sandbox (created on first use). Output streams live, stdin is\n" +
+			"forwarded, and hutch exits with the command's exit code (128+N if killed by signal N,\n" +
+			"124 on --timeout, 127 if the command is not found).",
+		Args: args(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash > 1 {
+				return usageError{fmt.Errorf("exec takes one sandbox name before --, got %q", strings.Join(a[:dash], " "))}
+			}
+			c := client.Command{Argv: a[1:], Cwd: cwd, Timeout: timeout, Stdout: e.stdout, Stderr: e.stderr}
+			if !noStdin {
+				c.Stdin = e.stdin
+			}
+			if len(envs) > 0 {
+				c.Env = make(map[string]string, len(envs))
+				for _, kv := range envs {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return usageError{fmt.Errorf("--env %q: want KEY=VALUE", kv)}
+					}
+					c.Env[k] = v
+				}
+			}
+			return runExec(cmd.Context(), e, a[0], c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cwd, "cwd", "", "working directory in the sandbox (default /workspace)")
+	f.StringArrayVarP(&envs, "env", "e", nil, "set an environment variable KEY=VALUE (repeatable)")
+	f.DurationVar(&timeout, "timeout", 0, "kill the command's process tree after this long (e.g. 30s)")
+	f.BoolVarP(&noStdin, "no-stdin", "n", false, "do not forward stdin")
+	return cmd
+}
+
+func runExec(ctx context.Context, e *env, name string, c client.Command) error {
+	st, err := e.client().Exec(ctx, name, c)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return &exitError{code: exitInterrupted, err: errors.New("interrupted; the command's process tree was killed")}
+	case errors.Is(err, client.ErrDeadlineExceeded):
+		return &exitError{code: exitTimeout, err: err}
+	case errors.Is(err, client.ErrNotFound):
+		return &exitError{code: exitNotFound, err: err}
+	case errors.Is(err, client.ErrPermissionDenied):
+		return &exitError{code: exitNotRunnable, err: err}
+	default:
+		return err
+	}
+	if st.Signal != "" {
+		return &exitError{code: st.Code, err: fmt.Errorf("command killed by %s", st.Signal)}
+	}
+	if st.Code != 0 {
+		return &exitError{code: st.Code}
+	}
+	return nil
+}

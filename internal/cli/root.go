@@ -1,0 +1,115 @@
+// Package cli implements the hutch command line: one file per command,
+// each parsing flags and calling the Go SDK (or the daemon, for serve).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	"github.com/hutch-sh/hutch/client"
+)
+
+// Exit codes of the CLI's own failures.
+const (
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error // printed as "hutch: <err>" when set
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+type usageError struct{ error }
+
+// env is what commands see of the outside world.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	client         func() *client.Client
+}
+
+// Run runs the CLI with args (without the program name) and returns the
+// process exit code.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, client: client.FromEnv}
+	root := &cobra.Command{
+		Use:           "hutch",
+		Short:         "Sandboxes for AI agents: named Linux computers that start in milliseconds",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newServeCmd(e), newExecCmd(e), newLsCmd(e), newStatusCmd(e), newRmCmd(e), newCpCmd(e), newImageCmd(e),
+	)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "hutch:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "hutch:", message(err))
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// message is what a person reads for err.
+func message(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message()
+	}
+	return err.Error()
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires exactly"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// args wraps a cobra.PositionalArgs so its errors are usage errors.
+func args(fn cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := fn(cmd, a); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hutch-sh/hutch/internal/daemon"
+)
+
+func newServeCmd(e *env) *cobra.Command {
+	cfg := daemon.Config{}
+	var keys []string
+	var debug bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hutch daemon",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			if env := os.Getenv("HUTCH_API_KEYS"); env != "" {
+				keys = append(keys, strings.Split(env, ",")...)
+			}
+			cfg.APIKeys = keys
+			cfg.Progress = e.stderr
+			cfg.Ready = func(addr string) { fmt.Fprintf(e.stdout, "hutch: serving on http://%s\n", addr) }
+			return daemon.Run(cmd.Context(), log, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7777", "address to serve the API on")
+	f.StringVar(&cfg.DataDir, "data", "/var/lib/hutch", "directory for sandboxes and metadata")
+	f.StringVar(&cfg.CacheDir, "cache", "/var/cache/hutch", "directory for images and layers (shared by daemons)")
+	f.StringVar(&cfg.AgentBinary, "agent", "", "path of hutch-agent (default: next to hutch)")
+	f.StringSliceVar(&keys, "api-key", nil, "API key clients must send (repeatable; also HUTCH_API_KEYS, comma-separated)")
+	f.BoolVar(&debug, "debug", false, "log debug messages")
+	return cmd
+}

@@ -1,0 +1,161 @@
+// Package daemon is the composition root of `hutch serve`: it wires the
+// image store, runtime, metadata store, sandbox manager and API server.
+package daemon
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sh/hutch/internal/apiserver"
+	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/image"
+	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/store"
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	Listen      string   // host:port
+	DataDir     string   // sandboxes and metadata
+	CacheDir    string   // images and layers, shared by daemons on this machine
+	APIKeys     []string // required on non-loopback addresses
+	AgentBinary string   // default: hutch-agent next to this executable
+	// Progress receives image build progress; Ready is called with the
+	// address once the daemon accepts work.
+	Progress io.Writer
+	Ready    func(addr string)
+}
+
+// Run serves until ctx ends. Sandboxes keep running when it returns; the
+// next daemon on the same data dir adopts them.
+func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
+	if !isLoopback(ln.Addr()) && len(cfg.APIKeys) == 0 {
+		return fmt.Errorf("listening on %s, which is not loopback, needs API keys (--api-key or HUTCH_API_KEYS): %w", ln.Addr(), errdefs.ErrFailedPrecondition)
+	}
+	// Sandbox inits outlive the runc process that started them; as a
+	// subreaper the daemon inherits and reaps them instead of leaving
+	// zombies to a host init that may never reap.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become child subreaper: %w", err)
+	}
+	agent, err := agentBinary(cfg.AgentBinary, log)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	images, err := image.Open(cfg.CacheDir, log)
+	if err != nil {
+		return err
+	}
+	if _, err := images.EnsureDefault(ctx, cfg.Progress); err != nil {
+		return fmt.Errorf("default image: %w", err)
+	}
+	rt, err := runtime.NewRunc(filepath.Join(cfg.DataDir, "runc"), log)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "hutch.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent}, rt, imageResolver{images}, db)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	srv := &http.Server{
+		Handler:           apiserver.New(m, cfg.APIKeys),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		Protocols:         new(http.Protocols),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "data", cfg.DataDir, "cache", cfg.CacheDir)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// agentBinary finds hutch-agent and warns when it is not static: a
+// dynamically linked agent runs only in images with a matching libc.
+func agentBinary(path string, log *slog.Logger) (string, error) {
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		path = filepath.Join(filepath.Dir(exe), "hutch-agent")
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("agent binary %s (build it with `make build`): %v: %w", path, err, errdefs.ErrFailedPrecondition)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			log.Warn("hutch-agent is dynamically linked; build it with CGO_ENABLED=0 to run images without glibc", "path", path)
+			break
+		}
+	}
+	return path, nil
+}
+
+// imageResolver adapts the image store to the manager.
+type imageResolver struct{ s *image.Store }
+
+func (r imageResolver) Resolve(_ context.Context, name string) (manager.Rootfs, error) {
+	if name == "" {
+		name = "default"
+	}
+	img, err := r.s.Get(name)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return manager.Rootfs{}, fmt.Errorf("image %q: not in the image store (hutch image ls): %w", name, errdefs.ErrNotFound)
+		}
+		return manager.Rootfs{}, err
+	}
+	return manager.Rootfs{Image: name, Lowers: r.s.LowerDirs(img), Env: img.Env}, nil
+}

@@ -1,0 +1,113 @@
+// Package errdefs defines the error categories shared by every hutch package
+// and their mapping to wire codes at the RPC boundary.
+package errdefs
+
+import (
+	"errors"
+	"strings"
+
+	"connectrpc.com/connect"
+)
+
+// Category sentinels. Wrap them with context: fmt.Errorf("sandbox %q: %w", name, ErrNotFound).
+var (
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrPermissionDenied   = errors.New("permission denied")
+	ErrUnauthenticated    = errors.New("unauthenticated")
+	ErrDeadlineExceeded   = errors.New("deadline exceeded")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrInternal           = errors.New("internal")
+)
+
+var codes = []struct {
+	err  error
+	code connect.Code
+}{
+	{ErrInvalidArgument, connect.CodeInvalidArgument},
+	{ErrNotFound, connect.CodeNotFound},
+	{ErrAlreadyExists, connect.CodeAlreadyExists},
+	{ErrFailedPrecondition, connect.CodeFailedPrecondition},
+	{ErrResourceExhausted, connect.CodeResourceExhausted},
+	{ErrPermissionDenied, connect.CodePermissionDenied},
+	{ErrUnauthenticated, connect.CodeUnauthenticated},
+	{ErrDeadlineExceeded, connect.CodeDeadlineExceeded},
+	{ErrUnavailable, connect.CodeUnavailable},
+	{ErrInternal, connect.CodeInternal},
+}
+
+// Code returns the wire code for err: its category, a connect error's own
+// code, or internal.
+func Code(err error) connect.Code {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Code()
+	}
+	return connect.CodeInternal
+}
+
+// ToConnect converts err for the wire. Connect errors pass through; others
+// get the code of their category and keep their message.
+func ToConnect(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return connect.NewError(Code(err), errors.New(trimCategory(err.Error())))
+}
+
+// trimCategory drops the category word that wrapping a sentinel appends
+// ("exec \"x\": not found" → "exec \"x\""): the wire code carries it.
+func trimCategory(msg string) string {
+	for _, c := range codes {
+		if t, ok := strings.CutSuffix(msg, ": "+c.err.Error()); ok {
+			return t
+		}
+	}
+	return msg
+}
+
+// Message is err's text without the trailing category word that wrapping
+// adds ("sandbox \"x\": not found" stays as is; that reads fine).
+func Message(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message()
+	}
+	return err.Error()
+}
+
+// FromConnect turns a wire error back into a category error, keeping the
+// message, so callers can use errors.Is on what a client returned.
+func FromConnect(err error) error {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	for _, c := range codes {
+		if c.code == ce.Code() {
+			return &wireError{msg: ce.Message(), cat: c.err, cause: err}
+		}
+	}
+	return err
+}
+
+type wireError struct {
+	msg   string
+	cat   error
+	cause error
+}
+
+func (e *wireError) Error() string   { return e.msg }
+func (e *wireError) Unwrap() []error { return []error{e.cat, e.cause} }

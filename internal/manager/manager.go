@@ -1,0 +1,355 @@
+// Package manager owns the sandboxes of one daemon: name → sandbox,
+// get-or-create, start, stop, recovery after a daemon restart, and removal
+// that leaves nothing behind.
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/runtime"
+)
+
+// Config holds the manager's settings.
+type Config struct {
+	DataDir     string // sandboxes live in DataDir/sandboxes/<id>
+	AgentBinary string // host path of the static hutch-agent
+	// AgentTimeout bounds the wait for a started sandbox's agent.
+	AgentTimeout time.Duration
+}
+
+// Manager maps names to sandboxes. Operations on one name are serialised by
+// that sandbox's lock; different names proceed in parallel.
+type Manager struct {
+	log    *slog.Logger
+	cfg    Config
+	rt     Runtime
+	images Images
+	store  Store
+
+	mu    sync.Mutex
+	boxes map[string]*box
+}
+
+// box is one sandbox. mu guards every field below it and is held across
+// start and stop, so concurrent callers for one name wait for one start.
+type box struct {
+	mu      sync.Mutex
+	rec     Record
+	conn    *agentconn.Conn
+	broken  bool // the agent did not answer: check the container on next use
+	removed bool // deleted while a caller waited on mu: look the name up again
+}
+
+// New loads the persisted sandboxes and reconciles them with the runtime:
+// running ones whose agent answers are adopted; others are cleaned up and
+// marked stopped, to start again on their next use.
+func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images Images, store Store) (*Manager, error) {
+	if cfg.AgentTimeout == 0 {
+		cfg.AgentTimeout = 10 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
+		return nil, err
+	}
+	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, boxes: make(map[string]*box)}
+	var recs []Record
+	err := store.Each(func(_ string, raw []byte) error {
+		var r Record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load sandboxes: %w", err)
+	}
+	for _, r := range recs {
+		b := &box{rec: r}
+		m.boxes[r.Name] = b
+		m.recover(ctx, b)
+	}
+	return m, nil
+}
+
+func (m *Manager) recover(ctx context.Context, b *box) {
+	log := m.log.With("sandbox", b.rec.Name, "id", b.rec.ID)
+	if b.rec.State == StateRunning {
+		st, _, err := m.rt.State(ctx, b.rec.ID)
+		if err == nil && st == runtime.StatusRunning {
+			conn := agentconn.New(m.socket(b.rec.ID))
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			err = conn.Wait(wctx)
+			cancel()
+			if err == nil {
+				b.conn = conn
+				log.Info("adopted running sandbox")
+				return
+			}
+		}
+	}
+	if err := m.stop(ctx, b); err != nil {
+		log.Warn("clean up sandbox", "err", err)
+	}
+	if b.rec.State != StateFailed {
+		b.rec.State = StateStopped
+	}
+	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+		log.Warn("persist sandbox", "err", err)
+	}
+	log.Info("sandbox stopped; it starts again on next use")
+}
+
+func (m *Manager) dir(id string) string { return filepath.Join(m.cfg.DataDir, "sandboxes", id) }
+func (m *Manager) socket(id string) string {
+	return filepath.Join(m.dir(id), "run", runtime.SocketName)
+}
+
+// lookup returns the box for name, creating an empty placeholder when create
+// is set. A placeholder has no ID until its first start.
+func (m *Manager) lookup(name string, create bool) (*box, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.boxes[name]
+	if !ok {
+		if !create {
+			return nil, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
+		}
+		b = &box{rec: Record{Name: name}}
+		m.boxes[name] = b
+	}
+	return b, nil
+}
+
+// Ensure returns the running sandbox called name, creating or starting it
+// as needed. created reports whether this call created it.
+func (m *Manager) Ensure(ctx context.Context, name string, opts CreateOptions) (rec Record, conn *agentconn.Conn, created bool, err error) {
+	for {
+		b, err := m.lookup(name, true)
+		if err != nil {
+			return Record{}, nil, false, err
+		}
+		b.mu.Lock()
+		if b.removed {
+			b.mu.Unlock()
+			continue
+		}
+		rec, conn, created, err = m.ensureLocked(ctx, b, opts)
+		b.mu.Unlock()
+		return rec, conn, created, err
+	}
+}
+
+// Conn returns the agent of an existing sandbox, starting it if it is
+// stopped; not_found if there is no such sandbox.
+func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error) {
+	for {
+		b, err := m.lookup(name, false)
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		if b.removed || b.rec.ID == "" {
+			removed := b.removed
+			b.mu.Unlock()
+			if removed {
+				continue
+			}
+			return nil, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
+		}
+		_, conn, _, err := m.ensureLocked(ctx, b, CreateOptions{})
+		b.mu.Unlock()
+		return conn, err
+	}
+}
+
+func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
+	if b.conn != nil && !b.broken {
+		return b.rec, b.conn, false, nil
+	}
+	created := false
+	if b.rec.ID == "" {
+		if err := m.initRecord(ctx, b, opts); err != nil {
+			m.forget(b)
+			return Record{}, nil, false, err
+		}
+		created = true
+	}
+	if b.broken {
+		// The agent did not answer last time: if the container still runs
+		// and the agent answers now, keep it; otherwise restart it.
+		b.broken = false
+		st, _, err := m.rt.State(ctx, b.rec.ID)
+		if err == nil && st == runtime.StatusRunning && b.conn != nil {
+			wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			err = b.conn.Wait(wctx)
+			cancel()
+			if err == nil {
+				return b.rec, b.conn, false, nil
+			}
+		}
+		m.log.Warn("agent unreachable; restarting sandbox", "sandbox", b.rec.Name, "id", b.rec.ID)
+		if err := m.stop(ctx, b); err != nil {
+			return Record{}, nil, false, err
+		}
+	}
+	if err := m.start(ctx, b); err != nil {
+		if created {
+			_ = m.removeLocked(context.WithoutCancel(ctx), b)
+		}
+		return Record{}, nil, false, err
+	}
+	return b.rec, b.conn, created, nil
+}
+
+// initRecord gives a new sandbox its ID, image and limits, and persists it
+// before anything is created on disk, so a crash mid-create is recoverable.
+func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) error {
+	it := opts.InstanceType
+	if it == "" {
+		it = DefaultInstanceType
+	}
+	limits, ok := InstanceTypes[it]
+	if !ok {
+		return fmt.Errorf("instance type %q: unknown (have lite, basic, standard): %w", it, errdefs.ErrInvalidArgument)
+	}
+	img, err := m.images.Resolve(ctx, opts.Image)
+	if err != nil {
+		return err
+	}
+	b.rec = Record{
+		Name:      b.rec.Name,
+		ID:        newID(),
+		Image:     img.Image,
+		Runtime:   m.rt.Name(),
+		State:     StateCreating,
+		CreatedAt: time.Now().UTC(),
+		Limits:    limits,
+		Lowers:    img.Lowers,
+		Env:       img.Env,
+	}
+	return m.store.Put(b.rec.Name, b.rec)
+}
+
+// forget drops a placeholder that never became a sandbox.
+func (m *Manager) forget(b *box) {
+	b.removed = true
+	m.mu.Lock()
+	if m.boxes[b.rec.Name] == b {
+		delete(m.boxes, b.rec.Name)
+	}
+	m.mu.Unlock()
+}
+
+func newID() string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return "hb-" + hex.EncodeToString(r[:])
+}
+
+// MarkBroken records that the agent of name did not answer, so the next call
+// checks the container and restarts it if needed.
+func (m *Manager) MarkBroken(name string) {
+	m.mu.Lock()
+	b := m.boxes[name]
+	m.mu.Unlock()
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.broken = true
+	b.mu.Unlock()
+}
+
+// Get returns the record of name.
+func (m *Manager) Get(name string) (Record, error) {
+	b, err := m.lookup(name, false)
+	if err != nil {
+		return Record{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.removed || b.rec.ID == "" {
+		return Record{}, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
+	}
+	return b.rec, nil
+}
+
+// List returns every sandbox's record, sorted by name. Sandboxes busy
+// starting are listed with the state they had before.
+func (m *Manager) List() []Record {
+	m.mu.Lock()
+	boxes := make([]*box, 0, len(m.boxes))
+	for _, b := range m.boxes {
+		boxes = append(boxes, b)
+	}
+	m.mu.Unlock()
+	out := make([]Record, 0, len(boxes))
+	for _, b := range boxes {
+		if !b.mu.TryLock() {
+			// Starting or stopping: report it without waiting.
+			out = append(out, Record{Name: b.rec.Name, State: StateCreating})
+			continue
+		}
+		if !b.removed && b.rec.ID != "" {
+			out = append(out, b.rec)
+		}
+		b.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Delete stops name and removes everything it had.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	b, err := m.lookup(name, false)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.removed || b.rec.ID == "" {
+		return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
+	}
+	return m.removeLocked(ctx, b)
+}
+
+func (m *Manager) removeLocked(ctx context.Context, b *box) error {
+	if err := m.stop(ctx, b); err != nil {
+		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
+	}
+	if err := os.RemoveAll(m.dir(b.rec.ID)); err != nil {
+		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
+	}
+	if err := m.store.Delete(b.rec.Name); err != nil {
+		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
+	}
+	m.forget(b)
+	m.log.Info("sandbox removed", "sandbox", b.rec.Name, "id", b.rec.ID)
+	return nil
+}
+
+// Close drops agent connections; sandboxes keep running for the next daemon.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.boxes {
+		if b.conn != nil {
+			b.conn.Close()
+		}
+	}
+}

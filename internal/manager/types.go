@@ -1,0 +1,80 @@
+package manager
+
+import (
+	"context"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hutch-sh/hutch/internal/runtime"
+)
+
+// State is a sandbox's lifecycle state.
+type State string
+
+const (
+	StateCreating State = "creating"
+	StateRunning  State = "running"
+	StateStopped  State = "stopped" // disk kept; starts again on next use
+	StateFailed   State = "failed"
+)
+
+// Record is what the daemon persists about one sandbox.
+type Record struct {
+	Name      string         `json:"name"`
+	ID        string         `json:"id"`
+	Image     string         `json:"image"`
+	Runtime   string         `json:"runtime"`
+	State     State          `json:"state"`
+	Reason    string         `json:"reason,omitempty"`
+	CreatedAt time.Time      `json:"createdAt"`
+	StartedAt time.Time      `json:"startedAt,omitzero"`
+	Limits    runtime.Limits `json:"limits"`
+	// The image's layers and env, frozen at creation: rebuilding an image
+	// never changes the base of an existing sandbox.
+	Lowers []string `json:"lowers"`
+	Env    []string `json:"env"`
+}
+
+// Rootfs is a resolved image.
+type Rootfs struct {
+	Image  string
+	Lowers []string // unpacked layer dirs, top first
+	Env    []string
+}
+
+// Images resolves image names; "" is the default image.
+type Images interface {
+	Resolve(ctx context.Context, name string) (Rootfs, error)
+}
+
+// Runtime runs containers from OCI bundles.
+type Runtime interface {
+	Name() string
+	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string) error
+	State(ctx context.Context, id string) (runtime.Status, int, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Store persists records by sandbox name.
+type Store interface {
+	Put(key string, v any) error
+	Delete(key string) error
+	Each(fn func(key string, raw []byte) error) error
+}
+
+// InstanceTypes are the named resource shapes a sandbox can be created with.
+var InstanceTypes = map[string]runtime.Limits{
+	"lite":     {CPUMillis: 250, MemoryBytes: 256 << 20, Pids: 256},
+	"basic":    {CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512},
+	"standard": {CPUMillis: 2000, MemoryBytes: 4 << 30, Pids: 1024},
+}
+
+// DefaultInstanceType is used when a request names none.
+const DefaultInstanceType = "basic"
+
+// CreateOptions shape a new sandbox; they are ignored when it exists.
+type CreateOptions struct {
+	Image        string
+	InstanceType string
+}

@@ -1,0 +1,177 @@
+// Package runtime runs sandboxes as OCI containers: it builds the runtime
+// spec and drives an OCI runtime (runc) through one small interface that a
+// hardened runtime (gVisor's runsc) can implement too.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	runc "github.com/containerd/go-runc"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sh/hutch/internal/errdefs"
+)
+
+// Status is what the runtime knows of a container.
+type Status string
+
+const (
+	StatusMissing Status = "missing" // the runtime has no such container
+	StatusCreated Status = "created"
+	StatusRunning Status = "running"
+	StatusPaused  Status = "paused"
+	StatusStopped Status = "stopped"
+)
+
+// Runc drives the runc binary.
+type Runc struct {
+	rc  *runc.Runc
+	log *slog.Logger
+}
+
+// NewRunc keeps runc's container state under root.
+func NewRunc(root string, log *slog.Logger) (*Runc, error) {
+	if _, err := exec.LookPath("runc"); err != nil {
+		return nil, fmt.Errorf("runc not installed (apt-get install runc): %w", errdefs.ErrFailedPrecondition)
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	return &Runc{rc: &runc.Runc{Command: "runc", Root: root}, log: log}, nil
+}
+
+// Name is the runtime's name as users see it.
+func (r *Runc) Name() string { return "runc" }
+
+// Start writes spec into bundle, creates the container and starts its init.
+// Init's stdout and stderr go to logPath.
+func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string) error {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	off, _ := logf.Seek(0, 2)
+	if err := r.rc.Create(ctx, id, bundle, &runc.CreateOpts{IO: fileIO{logf}}); err != nil {
+		_ = r.rc.Delete(context.WithoutCancel(ctx), id, &runc.DeleteOpts{Force: true})
+		return fmt.Errorf("runc create %s: %v: %s: %w", id, err, tail(logPath, off), errdefs.ErrInternal)
+	}
+	if err := r.rc.Start(ctx, id); err != nil {
+		_ = r.Delete(context.WithoutCancel(ctx), id)
+		return fmt.Errorf("runc start %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return nil
+}
+
+// State reports the container's status and init pid.
+func (r *Runc) State(ctx context.Context, id string) (Status, int, error) {
+	c, err := r.rc.State(ctx, id)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "not exist") {
+			return StatusMissing, 0, nil
+		}
+		if _, statErr := os.Stat(filepath.Join(r.rc.Root, id)); errors.Is(statErr, os.ErrNotExist) {
+			return StatusMissing, 0, nil
+		}
+		return "", 0, fmt.Errorf("runc state %s: %w", id, err)
+	}
+	return Status(c.Status), c.Pid, nil
+}
+
+// Delete kills the container's processes and removes it; a missing container
+// is not an error.
+func (r *Runc) Delete(ctx context.Context, id string) error {
+	st, pid, err := r.State(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st == StatusMissing {
+		return nil
+	}
+	if pid > 0 {
+		// Killing init ourselves and waiting on a pidfd is ~25x faster than
+		// `runc delete --force`, which sleeps 100 ms before re-checking.
+		if st == StatusPaused {
+			_ = r.rc.Resume(ctx, id)
+		}
+		killAndReap(pid, 5*time.Second)
+	}
+	if err := r.rc.Delete(ctx, id, &runc.DeleteOpts{Force: true}); err != nil {
+		if st2, _, _ := r.State(ctx, id); st2 == StatusMissing {
+			return nil
+		}
+		return fmt.Errorf("runc delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// killAndReap kills a container's init, waits for it to exit and, when it
+// is our child (the daemon is a child subreaper), reaps it so no zombie is
+// left holding the sandbox's pid.
+func killAndReap(pid int, timeout time.Duration) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		return
+	}
+	defer unix.Close(fd)
+	_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if n > 0 || err != nil {
+			break
+		}
+	}
+	var info unix.Siginfo
+	_ = unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+}
+
+// tail returns the last line written to path after offset, for errors.
+func tail(path string, off int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) <= off {
+		return "no output"
+	}
+	s := strings.TrimSpace(string(b[off:]))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 500 {
+		s = s[len(s)-500:]
+	}
+	return s
+}
+
+// fileIO gives runc's init a file for stdout and stderr: with a pipe the
+// container would inherit it and Wait would never return.
+type fileIO struct{ f *os.File }
+
+func (fileIO) Close() error          { return nil }
+func (fileIO) Stdin() io.WriteCloser { return nil }
+func (fileIO) Stdout() io.ReadCloser { return nil }
+func (fileIO) Stderr() io.ReadCloser { return nil }
+func (i fileIO) Set(cmd *exec.Cmd)   { cmd.Stdout = i.f; cmd.Stderr = i.f }

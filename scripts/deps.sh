@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages hutch needs on the host, only if missing.
+set -eu
+missing=""
+command -v runc >/dev/null 2>&1 || missing="$missing runc"
+command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
+command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
+command -v git >/dev/null 2>&1 || missing="$missing git"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing ca-certificates >/dev/null
+fi

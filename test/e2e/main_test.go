@@ -1,0 +1,212 @@
+// Package e2e tests hutch end to end: the real binaries, a real daemon, real
+// runc sandboxes on the default image. They need root, runc and the default
+// image (make test builds it).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hutch-sh/hutch/client"
+)
+
+var (
+	binDir   string
+	cacheDir string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped: needs root")
+		os.Exit(0)
+	}
+	cacheDir = os.Getenv("HUTCH_CACHE")
+	if cacheDir == "" {
+		cacheDir = "/var/cache/hutch"
+	}
+	binDir = os.Getenv("HUTCH_BIN")
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "hutch-e2e-bin-")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(dir)
+		build := exec.Command("go", "build", "-o", dir+"/", "github.com/hutch-sh/hutch/cmd/...")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Printf("e2e: build: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		binDir = dir
+	}
+	os.Exit(m.Run())
+}
+
+// daemon is one `hutch serve` process.
+type daemon struct {
+	t      *testing.T
+	data   string
+	url    string
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	Client *client.Client
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newDaemon starts a daemon on a fresh data dir, removed with everything in
+// it when the test ends (after checking nothing leaked).
+func newDaemon(t *testing.T) *daemon {
+	t.Helper()
+	data, err := os.MkdirTemp("", "hutch-e2e-data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, data: data}
+	d.start()
+	t.Cleanup(func() {
+		if d.cmd != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if sbs, err := d.Client.List(ctx); err == nil {
+				for _, s := range sbs {
+					if err := d.Client.Delete(ctx, s.Name); err != nil {
+						t.Errorf("cleanup: rm %s: %v", s.Name, err)
+					}
+				}
+			}
+			d.stop()
+		}
+		assertNoMounts(t, data)
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.out.String())
+		}
+		os.RemoveAll(data)
+	})
+	return d
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (d *daemon) start() {
+	t := d.t
+	t.Helper()
+	addr := freePort(t)
+	d.out = &syncBuffer{}
+	d.cmd = exec.Command(filepath.Join(binDir, "hutch"), "serve", "--listen", addr, "--data", d.data, "--cache", cacheDir)
+	d.cmd.Stdout = d.out
+	d.cmd.Stderr = d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.url = "http://" + addr
+	d.Client = client.New(d.url)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := d.Client.Healthy(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not healthy: %v\n%s", err, d.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the daemon gracefully; sandboxes keep running.
+func (d *daemon) stop() { d.signal(syscall.SIGTERM) }
+
+// kill ends the daemon with SIGKILL.
+func (d *daemon) kill() { d.signal(syscall.SIGKILL) }
+
+func (d *daemon) signal(sig syscall.Signal) {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(sig)
+	_ = d.cmd.Wait()
+	d.cmd = nil
+}
+
+// hutch runs the CLI against d and returns stdout, stderr and the exit code.
+func (d *daemon) hutch(stdin string, args ...string) (string, string, int) {
+	d.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "hutch"), args...)
+	cmd.Env = append(os.Environ(), "HUTCH_URL="+d.url)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// run execs argv in sandbox name and returns its stdout, failing on a
+// non-zero exit.
+func (d *daemon) run(name string, argv ...string) string {
+	d.t.Helper()
+	var out, errb bytes.Buffer
+	st, err := d.Client.Exec(context.Background(), name, client.Command{Argv: argv, Stdout: &out, Stderr: &errb})
+	if err != nil {
+		d.t.Fatalf("exec %v in %s: %v", argv, name, err)
+	}
+	if st.Code != 0 {
+		d.t.Fatalf("exec %v in %s: exit %d: %s", argv, name, st.Code, errb.String())
+	}
+	return out.String()
+}
+
+// assertNoMounts fails if anything is still mounted under dir.
+func assertNoMounts(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			t.Errorf("mount left behind: %s", f[4])
+		}
+	}
+}
