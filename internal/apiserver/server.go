@@ -5,6 +5,7 @@ package apiserver
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -43,26 +44,41 @@ type Server struct {
 // carry "Authorization: Bearer KEY" with one of them.
 func New(sb Sandboxes, keys []string) *Server {
 	s := &Server{sb: sb, keys: keys, mux: http.NewServeMux()}
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes), connect.WithCompressMinBytes(64 << 10)}
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(MaxMessageBytes),
+		connect.WithCompressMinBytes(64 << 10),
+		// RPC errors go out in each protocol's own format, streams included.
+		connect.WithInterceptors(authInterceptor{s}),
+	}
 	s.mux.Handle(hutchv1connect.NewSandboxServiceHandler(&sandboxes{s}, opts...))
 	s.mux.Handle(hutchv1connect.NewProcessServiceHandler(&processes{s}, opts...))
 	s.mux.Handle(hutchv1connect.NewFileServiceHandler(&fileService{s}, opts...))
-	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.fileContent)
+	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if len(s.keys) > 0 && r.URL.Path != "/healthz" && !s.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hutch"`)
-		writeJSONError(w, http.StatusUnauthorized, "unauthenticated", "missing or wrong API key: set HUTCH_TOKEN")
-		return
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+const unauthenticatedMsg = "missing or wrong API key: set HUTCH_TOKEN"
+
+// requireKey guards the plain-HTTP endpoints.
+func (s *Server) requireKey(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r.Header) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hutch"`)
+			writeJSONError(w, http.StatusUnauthorized, "unauthenticated", unauthenticatedMsg)
+			return
+		}
+		h(w, r)
 	}
-	s.mux.ServeHTTP(w, r)
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+func (s *Server) authorized(h http.Header) bool {
+	if len(s.keys) == 0 {
+		return true
+	}
+	tok, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
 	if !ok {
 		return false
 	}
@@ -104,4 +120,36 @@ func stateProto(s manager.State) hutchv1.State {
 		return hutchv1.State_STATE_FAILED
 	}
 	return hutchv1.State_STATE_UNSPECIFIED
+}
+
+// authInterceptor checks API keys on every RPC.
+type authInterceptor struct{ s *Server }
+
+func (a authInterceptor) check(h http.Header) error {
+	if a.s.authorized(h) {
+		return nil
+	}
+	return connect.NewError(connect.CodeUnauthenticated, errors.New(unauthenticatedMsg))
+}
+
+func (a authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if err := a.check(req.Header()); err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (a authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (a authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if err := a.check(conn.RequestHeader()); err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
 }

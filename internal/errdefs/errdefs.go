@@ -3,6 +3,7 @@
 package errdefs
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -50,6 +51,12 @@ func Code(err error) connect.Code {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		return ce.Code()
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
 	}
 	return connect.CodeInternal
 }

@@ -30,6 +30,7 @@ func (m *Manager) start(ctx context.Context, b *box) (err error) {
 			_ = m.stop(context.WithoutCancel(ctx), b)
 		}
 	}()
+	t0 := time.Now()
 	mounted, err := rootfs.Mounted(root)
 	if err != nil {
 		return err
@@ -54,9 +55,11 @@ func (m *Manager) start(ctx context.Context, b *box) (err error) {
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	if err := m.rt.Start(ctx, id, dir, spec, filepath.Join(dir, "agent.log")); err != nil {
 		return err
 	}
+	t2 := time.Now()
 	conn := agentconn.New(m.socket(id))
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.AgentTimeout)
 	defer cancel()
@@ -70,7 +73,8 @@ func (m *Manager) start(ctx context.Context, b *box) (err error) {
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		return err
 	}
-	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", id)
+	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", id,
+		"prepare", t1.Sub(t0), "runtime", t2.Sub(t1), "agent", time.Since(t2))
 	return nil
 }
 

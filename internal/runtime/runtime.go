@@ -71,10 +71,14 @@ func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, l
 	}
 	defer logf.Close()
 	off, _ := logf.Seek(0, 2)
+	t0 := time.Now()
 	if err := r.rc.Create(ctx, id, bundle, &runc.CreateOpts{IO: fileIO{logf}}); err != nil {
 		_ = r.rc.Delete(context.WithoutCancel(ctx), id, &runc.DeleteOpts{Force: true})
 		return fmt.Errorf("runc create %s: %v: %s: %w", id, err, tail(logPath, off), errdefs.ErrInternal)
 	}
+	r.log.Debug("runc create done", "id", id, "took", time.Since(t0))
+	t1 := time.Now()
+	defer func() { r.log.Debug("runc start done", "id", id, "took", time.Since(t1)) }()
 	if err := r.rc.Start(ctx, id); err != nil {
 		_ = r.Delete(context.WithoutCancel(ctx), id)
 		return fmt.Errorf("runc start %s: %v: %w", id, err, errdefs.ErrInternal)

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -94,8 +95,8 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace, Path: o.NetNS}, {Type: specs.CgroupNamespace},
 			},
 			Resources:     resources(o.Limits),
-			MaskedPaths:   maskedPaths,
-			ReadonlyPaths: readonlyPaths,
+			MaskedPaths:   slices.Clone(maskedPaths),
+			ReadonlyPaths: slices.Clone(readonlyPaths),
 		},
 	}
 	prof, err := seccomp.GetDefaultProfile(s)

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Goals the figures are held to; missing one is reported, not an error.
+const (
+	goalCreate      = 35 * time.Millisecond
+	goalExec        = 3 * time.Millisecond
+	goalExecsPerSec = 500
+	goalStdoutMBps  = 500
+)
+
+// results are every figure of one run.
+type results struct {
+	Cores       int
+	Runc        string
+	Image       string
+	Create      latency
+	Floor       latency
+	Exec        latency
+	ExecsPerSec float64
+	StdoutMBps  float64
+	WriteMBps   float64
+	ReadMBps    float64
+}
+
+func (r *results) missed() []string {
+	var m []string
+	if r.Create.Median > goalCreate {
+		m = append(m, "create")
+	}
+	if r.Exec.Median > goalExec {
+		m = append(m, "exec_round_trip")
+	}
+	if r.ExecsPerSec < goalExecsPerSec {
+		m = append(m, "execs_per_second")
+	}
+	if r.StdoutMBps < goalStdoutMBps {
+		m = append(m, "stdout")
+	}
+	return m
+}
+
+const labelWidth, figureWidth = 30, 64
+
+func (r *results) writeTable(w io.Writer) {
+	fmt.Fprintf(w, "hutch bench (%d cores, %s, image %s)\n", r.Cores, r.Runc, r.Image)
+	row(w, "create → first exec", lat(r.Create), goalText(fmt.Sprintf("goal ≤ %d ms", goalCreate.Milliseconds()), r.Create.Median <= goalCreate))
+	row(w, "  floor: plain runc run", lat(r.Floor), fmt.Sprintf("hutch adds %.1f ms", float64(r.Create.Median-r.Floor.Median)/1e6))
+	row(w, "exec round trip (true)", lat(r.Exec), goalText(fmt.Sprintf("goal ≤ %d ms", goalExec.Milliseconds()), r.Exec.Median <= goalExec))
+	row(w, fmt.Sprintf("execs/s, %d concurrent clients", clients), fmt.Sprintf("%5.0f /s", r.ExecsPerSec),
+		goalText(fmt.Sprintf("goal ≥ %d/s", goalExecsPerSec), r.ExecsPerSec >= goalExecsPerSec))
+	row(w, "stdout throughput", fmt.Sprintf("%5.0f MB/s", r.StdoutMBps),
+		goalText(fmt.Sprintf("goal ≥ %d MB/s", goalStdoutMBps), r.StdoutMBps >= goalStdoutMBps))
+	row(w, "file write 1 GiB", fmt.Sprintf("%5.0f MB/s", r.WriteMBps), "")
+	row(w, "file read 1 GiB", fmt.Sprintf("%5.0f MB/s", r.ReadMBps), "")
+}
+
+func row(w io.Writer, label, figure, note string) {
+	fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("%-*s %-*s %s", labelWidth, label, figureWidth, figure, note), " "))
+}
+
+func lat(l latency) string {
+	return fmt.Sprintf("median %s   p90 %s   min %s   (%d runs)", ms(l.Median), ms(l.P90), ms(l.Min), l.Runs)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%6.2f ms", float64(d)/1e6) }
+
+func goalText(goal string, met bool) string {
+	if met {
+		return goal
+	}
+	return goal + "   MISSED"
+}
+
+// jsonLatency is a latency in milliseconds.
+type jsonLatency struct {
+	MedianMs float64 `json:"median_ms"`
+	P90Ms    float64 `json:"p90_ms"`
+	MinMs    float64 `json:"min_ms"`
+	Runs     int     `json:"runs"`
+}
+
+func toJSON(l latency) jsonLatency {
+	return jsonLatency{MedianMs: float64(l.Median) / 1e6, P90Ms: float64(l.P90) / 1e6, MinMs: float64(l.Min) / 1e6, Runs: l.Runs}
+}
+
+func (r *results) writeJSON(w io.Writer) error {
+	missed := r.missed()
+	if missed == nil {
+		missed = []string{}
+	}
+	out := struct {
+		Cores         int         `json:"cores"`
+		Runc          string      `json:"runc"`
+		Image         string      `json:"image"`
+		Create        jsonLatency `json:"create_first_exec"`
+		Floor         jsonLatency `json:"floor_runc_run"`
+		Exec          jsonLatency `json:"exec_round_trip"`
+		Clients       int         `json:"concurrent_clients"`
+		ExecsPerSec   float64     `json:"execs_per_second"`
+		StdoutMBps    float64     `json:"stdout_mb_per_s"`
+		FileWriteMBps float64     `json:"file_write_mb_per_s"`
+		FileReadMBps  float64     `json:"file_read_mb_per_s"`
+		GoalsMissed   []string    `json:"goals_missed"`
+	}{
+		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
+		Create: toJSON(r.Create), Floor: toJSON(r.Floor), Exec: toJSON(r.Exec),
+		Clients: clients, ExecsPerSec: r.ExecsPerSec, StdoutMBps: r.StdoutMBps,
+		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

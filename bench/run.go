@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"github.com/hutch-sh/hutch/client"
+)
+
+// config is what main parsed.
+type config struct {
+	binDir   string // hutch binaries; built into a temp dir when empty
+	cacheDir string // image store
+	image    string
+	json     bool
+}
+
+// How much each figure is measured.
+const (
+	createRuns    = 25
+	execWarmup    = 20
+	execRuns      = 300
+	clients       = 8
+	concurrentDur = 3 * time.Second
+	streamRuns    = 3
+)
+
+// run starts a daemon in a temp dir, measures it and prints the figures.
+// Whatever it set up is torn down, even when a measurement fails.
+func run(ctx context.Context, cfg config, w io.Writer) (err error) {
+	tmp, err := os.MkdirTemp("", "hutch-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, checkUnmounted(tmp), os.RemoveAll(tmp)) }()
+	if cfg.binDir == "" {
+		cfg.binDir = filepath.Join(tmp, "bin")
+		if err := buildBinaries(ctx, cfg.binDir); err != nil {
+			return err
+		}
+	}
+	d, err := startDaemon(ctx, cfg.binDir, filepath.Join(tmp, "data"), cfg.cacheDir, filepath.Join(tmp, "daemon.log"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		err = errors.Join(err, d.removeSandboxes(cctx))
+		d.stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, d.logTail(30))
+		}
+	}()
+	res, err := measure(ctx, d.client, cfg, filepath.Join(tmp, "floor"))
+	if err != nil {
+		return err
+	}
+	if cfg.json {
+		return res.writeJSON(w)
+	}
+	res.writeTable(w)
+	return nil
+}
+
+// measure takes every figure, one after the other.
+func measure(ctx context.Context, c *client.Client, cfg config, floorDir string) (*results, error) {
+	res := &results{Cores: goruntime.NumCPU(), Runc: runcVersion(ctx), Image: cfg.image}
+	var err error
+	if res.Create, err = benchCreate(ctx, c, createRuns); err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	if res.Floor, err = benchFloor(ctx, cfg, floorDir); err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
+	const name = "bench"
+	if res.Exec, err = benchExec(ctx, c, name, execWarmup, execRuns); err != nil {
+		return nil, fmt.Errorf("exec round trip: %w", err)
+	}
+	if res.ExecsPerSec, err = benchConcurrent(ctx, c, name, clients, concurrentDur); err != nil {
+		return nil, fmt.Errorf("concurrent execs: %w", err)
+	}
+	if res.StdoutMBps, err = benchStdout(ctx, c, name, streamRuns); err != nil {
+		return nil, fmt.Errorf("stdout throughput: %w", err)
+	}
+	if res.WriteMBps, res.ReadMBps, err = benchFiles(ctx, c, name, streamRuns); err != nil {
+		return nil, fmt.Errorf("file throughput: %w", err)
+	}
+	return res, nil
+}
+
+func benchFloor(ctx context.Context, cfg config, dir string) (latency, error) {
+	f, err := newFloor(cfg.cacheDir, cfg.image, dir)
+	if err != nil {
+		return latency{}, err
+	}
+	defer f.close()
+	return f.bench(ctx, createRuns)
+}
+
+// runcVersion returns e.g. "runc 1.1.5" from `runc --version`.
+func runcVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "runc", "--version").Output()
+	if err != nil {
+		return "runc ?"
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	v := strings.TrimPrefix(line, "runc version ")
+	v, _, _ = strings.Cut(v, "+")
+	return "runc " + v
+}

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/image"
+)
+
+// busyboxLayout writes an OCI layout of an image holding only the host's
+// static busybox: no libc, no shell but busybox's.
+func busyboxLayout(t *testing.T) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("needs a static /bin/busybox: %v", err)
+	}
+	// Fixed times keep the layer's digest stable, so reruns share one layer.
+	mtime := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, h := range []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))},
+		{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777},
+		{Name: "bin/cat", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
+	} {
+		h.ModTime = mtime
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "bin/busybox" {
+			if _, err := tw.Write(bb); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.Config(img, v1.Config{Env: []string{"PATH=/bin", "TINY=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestImportedNonGlibcImage(t *testing.T) {
+	t.Parallel()
+	d := newDaemon(t)
+	dir := busyboxLayout(t)
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := "bb-" + hex.EncodeToString(rnd[:])
+
+	stdout, stderr, code := d.hutch("", "image", "import", dir, "--name", name, "--cache", cacheDir)
+	if code != 0 {
+		t.Fatalf("image import: exit %d: %s", code, stderr)
+	}
+	t.Cleanup(func() {
+		s, err := image.Open(cacheDir, nil)
+		if err != nil {
+			t.Errorf("cleanup: open image store: %v", err)
+			return
+		}
+		if err := s.Remove(name); err != nil {
+			t.Errorf("cleanup: remove image %s: %v", name, err)
+		}
+	})
+	if !bytes.HasPrefix([]byte(stdout), []byte(name+" sha256:")) {
+		t.Errorf("import printed %q", stdout)
+	}
+	ls, _, code := d.hutch("", "image", "ls", "--cache", cacheDir)
+	if code != 0 || !bytes.Contains([]byte(ls), []byte(name)) {
+		t.Errorf("image ls (exit %d) lacks %s:\n%s", code, name, ls)
+	}
+
+	ctx := context.Background()
+	sb, err := d.Client.Create(ctx, "tiny", client.CreateOptions{Image: name})
+	if err != nil {
+		t.Fatalf("create from %s: %v", name, err)
+	}
+	if sb.Image != name {
+		t.Errorf("sandbox image %q, want %q", sb.Image, name)
+	}
+	tests := []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"arithmetic in busybox sh", []string{"sh", "-c", "echo $((6*7))"}, "42\n"},
+		{"image env", []string{"sh", "-c", "echo $PATH $TINY"}, "/bin 1\n"},
+		{"no libc in the image", []string{"sh", "-c", "test -e /lib || test -e /lib64 || test -e /usr || echo none"}, "none\n"},
+		{"workdir made by the agent", []string{"sh", "-c", "pwd"}, "/workspace\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := d.run("tiny", tt.argv...); got != tt.want {
+				t.Errorf("%v = %q, want %q", tt.argv, got, tt.want)
+			}
+		})
+	}
+	// Files work there too.
+	if err := d.Client.WriteFile(ctx, "tiny", "/workspace/n", bytes.NewReader([]byte("hi")), client.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.run("tiny", "cat", "/workspace/n"); got != "hi" {
+		t.Errorf("file = %q", got)
+	}
+}
