@@ -15,6 +15,7 @@ import (
 func main() {
 	var o agent.Options
 	flag.StringVar(&o.Socket, "socket", "/.hutch/run/agent.sock", "unix socket to serve on")
+	flag.IntVar(&o.ListenFD, "listen-fd", 0, "serve an inherited listening socket on this fd instead of binding --socket")
 	flag.StringVar(&o.Root, "root", "/", "filesystem root for file operations")
 	flag.StringVar(&o.Workdir, "workdir", "/workspace", "default working directory")
 	debug := flag.Bool("debug", false, "log debug messages")

@@ -26,9 +26,12 @@ import (
 
 // Options configure an agent.
 type Options struct {
-	Socket  string // unix socket path to listen on
-	Root    string // filesystem root the file service works in ("/" in a sandbox)
-	Workdir string // default cwd for commands, created if missing
+	Socket string // unix socket path to listen on
+	// ListenFD, when positive, is an inherited listening socket to serve
+	// instead of binding Socket (the daemon binds it, so it is ready early).
+	ListenFD int
+	Root     string // filesystem root the file service works in ("/" in a sandbox)
+	Workdir  string // default cwd for commands, created if missing
 }
 
 // MaxMessageBytes bounds one RPC request message.
@@ -43,9 +46,15 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	if err := os.MkdirAll(filepath.Join(o.Root, o.Workdir), 0o755); err != nil {
 		log.Warn("create workdir", "path", o.Workdir, "err", err)
 	}
-	ln, err := listen(o.Socket)
+	var ln net.Listener
+	var err error
+	if o.ListenFD > 0 {
+		ln, err = net.FileListener(os.NewFile(uintptr(o.ListenFD), o.Socket))
+	} else {
+		ln, err = listen(o.Socket)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("listen: %w", err)
 	}
 
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes), connect.WithCompressMinBytes(64 << 10)}

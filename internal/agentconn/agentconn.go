@@ -5,8 +5,10 @@ package agentconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"connectrpc.com/connect"
@@ -69,6 +71,46 @@ func (c *Conn) Wait(ctx context.Context) error {
 		}
 		if delay < 5*time.Millisecond {
 			delay *= 2
+		}
+	}
+}
+
+// Listen binds a unix socket at path for an agent and returns it as a file
+// to pass to the agent; the socket stays bound when the file is closed.
+func Listen(path string) (*os.File, error) {
+	_ = os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("agent socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	defer ln.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, err
+	}
+	return ln.File()
+}
+
+// Ping waits until the agent answers on its socket.
+func (c *Conn) Ping(ctx context.Context) error {
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, BaseURL+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.HTTP.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = errors.New(resp.Status)
+		}
+		// The agent may still be starting: retry until ctx ends.
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(time.Millisecond):
 		}
 	}
 }

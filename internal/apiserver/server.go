@@ -51,7 +51,9 @@ func New(sb Sandboxes, keys []string) *Server {
 		connect.WithInterceptors(authInterceptor{s}),
 	}
 	s.mux.Handle(hutchv1connect.NewSandboxServiceHandler(&sandboxes{s}, opts...))
-	s.mux.Handle(hutchv1connect.NewProcessServiceHandler(&processes{s}, opts...))
+	procPath, procHandler := hutchv1connect.NewProcessServiceHandler(&processes{s}, opts...)
+	s.mux.Handle(procPath, procHandler)
+	s.mux.Handle(hutchv1connect.ProcessServiceExecProcedure, s.execRelay(procHandler))
 	s.mux.Handle(hutchv1connect.NewFileServiceHandler(&fileService{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })

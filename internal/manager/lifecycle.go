@@ -55,15 +55,23 @@ func (m *Manager) start(ctx context.Context, b *box) (err error) {
 	if err != nil {
 		return err
 	}
+	// The daemon binds the agent's socket and hands it to the agent as fd 3:
+	// it accepts connections from the moment it exists, so nobody polls for
+	// the agent to come up.
+	sock, err := agentconn.Listen(m.socket(id))
+	if err != nil {
+		return err
+	}
+	defer sock.Close()
 	t1 := time.Now()
-	if err := m.rt.Start(ctx, id, dir, spec, filepath.Join(dir, "agent.log")); err != nil {
+	if err := m.rt.Start(ctx, id, dir, spec, filepath.Join(dir, "agent.log"), sock); err != nil {
 		return err
 	}
 	t2 := time.Now()
 	conn := agentconn.New(m.socket(id))
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.AgentTimeout)
 	defer cancel()
-	if err := conn.Wait(wctx); err != nil {
+	if err := conn.Ping(wctx); err != nil {
 		return fmt.Errorf("sandbox %q: agent did not start (see %s): %v: %w", b.rec.Name, filepath.Join(dir, "agent.log"), err, errdefs.ErrUnavailable)
 	}
 	b.conn = conn

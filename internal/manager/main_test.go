@@ -97,7 +97,7 @@ type hookRuntime struct {
 	onStart func(ctx context.Context, spec *specs.Spec) error
 }
 
-func (h *hookRuntime) Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string) error {
+func (h *hookRuntime) Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error {
 	h.mu.Lock()
 	h.starts++
 	hook := h.onStart
@@ -107,7 +107,7 @@ func (h *hookRuntime) Start(ctx context.Context, id, bundle string, spec *specs.
 			return err
 		}
 	}
-	return h.Runtime.Start(ctx, id, bundle, spec, logPath)
+	return h.Runtime.Start(ctx, id, bundle, spec, logPath, extra...)
 }
 
 func (h *hookRuntime) startCount() int {

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"os"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -51,7 +52,7 @@ type Images interface {
 // Runtime runs containers from OCI bundles.
 type Runtime interface {
 	Name() string
-	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string) error
+	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error
 	State(ctx context.Context, id string) (runtime.Status, int, error)
 	Delete(ctx context.Context, id string) error
 }

@@ -55,9 +55,10 @@ func NewRunc(root string, log *slog.Logger) (*Runc, error) {
 // Name is the runtime's name as users see it.
 func (r *Runc) Name() string { return "runc" }
 
-// Start writes spec into bundle, creates the container and starts its init.
-// Init's stdout and stderr go to logPath.
-func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string) error {
+// Start writes spec into bundle and runs the container detached, in one runc
+// call. Init's stdout and stderr go to logPath; extra files become its file
+// descriptors 3, 4, ...
+func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -71,17 +72,13 @@ func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, l
 	}
 	defer logf.Close()
 	off, _ := logf.Seek(0, 2)
-	t0 := time.Now()
-	if err := r.rc.Create(ctx, id, bundle, &runc.CreateOpts{IO: fileIO{logf}}); err != nil {
-		_ = r.rc.Delete(context.WithoutCancel(ctx), id, &runc.DeleteOpts{Force: true})
-		return fmt.Errorf("runc create %s: %v: %s: %w", id, err, tail(logPath, off), errdefs.ErrInternal)
+	opts := &runc.CreateOpts{IO: fileIO{logf}, Detach: true}
+	if len(extra) > 0 {
+		opts.ExtraFiles = extra
 	}
-	r.log.Debug("runc create done", "id", id, "took", time.Since(t0))
-	t1 := time.Now()
-	defer func() { r.log.Debug("runc start done", "id", id, "took", time.Since(t1)) }()
-	if err := r.rc.Start(ctx, id); err != nil {
+	if _, err := r.rc.Run(ctx, id, bundle, opts); err != nil {
 		_ = r.Delete(context.WithoutCancel(ctx), id)
-		return fmt.Errorf("runc start %s: %v: %w", id, err, errdefs.ErrInternal)
+		return fmt.Errorf("runc run %s: %v: %s: %w", id, err, tail(logPath, off), errdefs.ErrInternal)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 		Hostname: o.Hostname,
 		Root:     &specs.Root{Path: o.Rootfs},
 		Process: &specs.Process{
-			Args: []string{AgentPath, "--socket", RunDir + "/" + SocketName},
+			Args: []string{AgentPath, "--socket", RunDir + "/" + SocketName, "--listen-fd", "3"},
 			Env:  env,
 			Cwd:  "/",
 			User: specs.User{UID: 0, GID: 0},

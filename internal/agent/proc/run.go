@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,14 +16,16 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
-// readChunk is the largest output chunk sent in one event.
-const readChunk = 256 << 10
+// readChunk is the largest output chunk sent in one event: the size the
+// pipes are grown to, so a fast producer fills one event per read.
+const readChunk = 1 << 20
 
 // running is a started command whose output is being pumped.
 type running struct {
 	exec   *execution
 	status <-chan syscall.WaitStatus
-	out    chan *hutchv1.ExecEvent // stdout and stderr chunks; closed when both reach EOF
+	out    chan output // stdout and stderr chunks; closed when both reach EOF
+	bufs   *sync.Pool
 	start  time.Time
 	stdout *os.File
 	stderr *os.File
@@ -53,8 +56,8 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 		return nil, fmt.Errorf("exec: stdin: %v: %w", err, errdefs.ErrResourceExhausted)
 	}
 	// Larger pipes mean fewer, bigger chunks for fast producers.
-	_, _ = unix.FcntlInt(outW.Fd(), unix.F_SETPIPE_SZ, 1<<20)
-	_, _ = unix.FcntlInt(errW.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	_, _ = unix.FcntlInt(outW.Fd(), unix.F_SETPIPE_SZ, readChunk)
+	_, _ = unix.FcntlInt(errW.Fd(), unix.F_SETPIPE_SZ, readChunk)
 
 	attr := &syscall.ProcAttr{
 		Dir:   cwd,
@@ -80,7 +83,8 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 	r := &running{
 		exec:   &execution{pid: pid, stdin: inW},
 		status: status,
-		out:    make(chan *hutchv1.ExecEvent, 16),
+		out:    make(chan output, 4),
+		bufs:   s.bufs,
 		start:  time.Now(),
 		stdout: outR,
 		stderr: errR,
@@ -96,19 +100,28 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 	return r, nil
 }
 
+// output is one chunk read from the command; buf goes back to the pool
+// once the chunk is sent, so steady streaming allocates nothing.
+type output struct {
+	ev  *hutchv1.ExecEvent
+	buf *[]byte
+}
+
 func (r *running) read(f *os.File, stdout bool, done chan<- struct{}) {
 	defer func() { done <- struct{}{} }()
 	for {
-		buf := make([]byte, readChunk)
-		n, err := f.Read(buf)
+		bp := r.bufs.Get().(*[]byte)
+		n, err := f.Read(*bp)
 		if n > 0 {
 			ev := &hutchv1.ExecEvent{}
 			if stdout {
-				ev.Event = &hutchv1.ExecEvent_Stdout{Stdout: buf[:n]}
+				ev.Event = &hutchv1.ExecEvent_Stdout{Stdout: (*bp)[:n]}
 			} else {
-				ev.Event = &hutchv1.ExecEvent_Stderr{Stderr: buf[:n]}
+				ev.Event = &hutchv1.ExecEvent_Stderr{Stderr: (*bp)[:n]}
 			}
-			r.out <- ev
+			r.out <- output{ev: ev, buf: bp}
+		} else {
+			r.bufs.Put(bp)
 		}
 		if err != nil {
 			return
@@ -140,13 +153,14 @@ func (r *running) pump(ctx context.Context, timeoutMs int64, stream *connect.Ser
 	)
 	for out != nil || !exited {
 		select {
-		case ev, ok := <-out:
+		case o, ok := <-out:
 			if !ok {
 				out = nil
 				continue
 			}
 			if sendErr == nil {
-				sendErr = stream.Send(ev)
+				sendErr = stream.Send(o.ev)
+				r.bufs.Put(o.buf)
 				if sendErr != nil {
 					// The caller is gone: nobody will see the rest.
 					killTree(r.exec.pid)

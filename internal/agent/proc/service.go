@@ -39,6 +39,7 @@ type Service struct {
 	reaper  *Reaper
 	baseEnv []string
 	workdir string
+	bufs    *sync.Pool // *[]byte of readChunk bytes, for reading output
 
 	mu    sync.Mutex
 	execs map[string]*execution
@@ -49,7 +50,8 @@ var _ hutchv1connect.ProcessServiceHandler = (*Service)(nil)
 // New returns a Service whose commands start in workdir with baseEnv
 // (KEY=VALUE) under the request's own env.
 func New(log *slog.Logger, reaper *Reaper, baseEnv []string, workdir string) *Service {
-	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, execs: make(map[string]*execution)}
+	bufs := &sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, execs: make(map[string]*execution)}
 }
 
 type execution struct {

@@ -24,7 +24,7 @@ import (
 // Runtime is what the suite drives; manager.Runtime has the same methods.
 type Runtime interface {
 	Name() string
-	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string) error
+	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error
 	State(ctx context.Context, id string) (runtime.Status, int, error)
 	Delete(ctx context.Context, id string) error
 }
