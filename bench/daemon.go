@@ -44,7 +44,7 @@ func freeAddr() (string, error) {
 
 // startDaemon starts `hutch serve` on a free port with its own data dir and
 // waits until it answers /healthz.
-func startDaemon(ctx context.Context, binDir, dataDir, cacheDir, logPath string) (*daemon, error) {
+func startDaemon(ctx context.Context, binDir, dataDir, cacheDir, logPath string, extra ...string) (*daemon, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -54,7 +54,8 @@ func startDaemon(ctx context.Context, binDir, dataDir, cacheDir, logPath string)
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(filepath.Join(binDir, "hutch"), "serve", "--listen", addr, "--data", dataDir, "--cache", cacheDir)
+	args := append([]string{"serve", "--listen", addr, "--data", dataDir, "--cache", cacheDir}, extra...)
+	cmd := exec.Command(filepath.Join(binDir, "hutch"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)

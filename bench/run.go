@@ -31,6 +31,9 @@ const (
 	clients       = 8
 	concurrentDur = 3 * time.Second
 	streamRuns    = 3
+	// poolRefill is the pause between creates for the warm pool to refill:
+	// a sustained rate of a few creates per second.
+	poolRefill = 250 * time.Millisecond
 )
 
 // run starts a daemon in a temp dir, measures it and prints the figures.
@@ -64,6 +67,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if res.CreateCold, err = benchColdCreate(ctx, cfg, tmp); err != nil {
+		return fmt.Errorf("cold create: %w", err)
+	}
 	if cfg.json {
 		return res.writeJSON(w)
 	}
@@ -75,7 +81,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 func measure(ctx context.Context, c *client.Client, cfg config, floorDir string) (*results, error) {
 	res := &results{Cores: goruntime.NumCPU(), Runc: runcVersion(ctx), Image: cfg.image}
 	var err error
-	if res.Create, err = benchCreate(ctx, c, createRuns); err != nil {
+	if res.Create, err = benchCreate(ctx, c, createRuns, poolRefill); err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
 	if res.Floor, err = benchFloor(ctx, cfg, floorDir); err != nil {
@@ -95,6 +101,22 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 		return nil, fmt.Errorf("file throughput: %w", err)
 	}
 	return res, nil
+}
+
+// benchColdCreate measures creation without a warm pool, on a daemon of
+// its own started with --warm 0.
+func benchColdCreate(ctx context.Context, cfg config, tmp string) (l latency, err error) {
+	d, err := startDaemon(ctx, cfg.binDir, filepath.Join(tmp, "data-cold"), cfg.cacheDir, filepath.Join(tmp, "daemon-cold.log"), "--warm", "0")
+	if err != nil {
+		return latency{}, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		err = errors.Join(err, d.removeSandboxes(cctx))
+		d.stop()
+	}()
+	return benchCreate(ctx, d.client, createRuns, 0)
 }
 
 func benchFloor(ctx context.Context, cfg config, dir string) (latency, error) {

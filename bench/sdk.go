@@ -26,8 +26,9 @@ func execTrue(ctx context.Context, c *client.Client, name string) error {
 }
 
 // benchCreate times the first exec on names that do not exist yet, which
-// creates each sandbox; the deletes are not timed. One untimed warm-up.
-func benchCreate(ctx context.Context, c *client.Client, runs int) (latency, error) {
+// creates each sandbox; the deletes and the pause after each (time for a
+// warm pool to refill) are not timed. One untimed warm-up.
+func benchCreate(ctx context.Context, c *client.Client, runs int, pause time.Duration) (latency, error) {
 	var ds []time.Duration
 	for i := -1; i < runs; i++ {
 		name := fmt.Sprintf("bench-create-%d", i+1)
@@ -40,6 +41,7 @@ func benchCreate(ctx context.Context, c *client.Client, runs int) (latency, erro
 		if err := c.Delete(ctx, name); err != nil {
 			return latency{}, fmt.Errorf("delete sandbox %q: %w", name, err)
 		}
+		time.Sleep(pause)
 		if i >= 0 {
 			ds = append(ds, d)
 		}

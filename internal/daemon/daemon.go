@@ -32,6 +32,7 @@ type Config struct {
 	CacheDir    string   // images and layers, shared by daemons on this machine
 	APIKeys     []string // required on non-loopback addresses
 	AgentBinary string   // default: hutch-agent next to this executable
+	WarmPool    int      // sandboxes of the default image kept ready to hand out
 	// Progress receives image build progress; Ready is called with the
 	// address once the daemon accepts work.
 	Progress io.Writer
@@ -78,7 +79,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer db.Close()
-	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent}, rt, imageResolver{images}, db)
+	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool}, rt, imageResolver{images}, db)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,9 @@ type Config struct {
 	AgentBinary string // host path of the static hutch-agent
 	// AgentTimeout bounds the wait for a started sandbox's agent.
 	AgentTimeout time.Duration
+	// PoolSize is how many sandboxes of the default image and instance
+	// type are kept warm; 0 disables the pool.
+	PoolSize int
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -40,6 +43,10 @@ type Manager struct {
 
 	mu    sync.Mutex
 	boxes map[string]*box
+
+	pool     *pool // nil when disabled
+	stopPool context.CancelFunc
+	poolDone chan struct{}
 }
 
 // box is one sandbox. mu guards every field below it and is held across
@@ -75,10 +82,20 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	if err != nil {
 		return nil, fmt.Errorf("load sandboxes: %w", err)
 	}
+	known := make(map[string]bool, len(recs))
 	for _, r := range recs {
 		b := &box{rec: r}
 		m.boxes[r.Name] = b
+		known[r.ID] = true
 		m.recover(ctx, b)
+	}
+	m.removeOrphans(known)
+	if cfg.PoolSize > 0 {
+		m.pool = &pool{size: cfg.PoolSize, kick: make(chan struct{}, 1)}
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.stopPool = cancel
+		m.poolDone = make(chan struct{})
+		go m.runPool(pctx, m.poolDone)
 	}
 	return m, nil
 }
@@ -183,6 +200,9 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 	}
 	created := false
 	if b.rec.ID == "" {
+		if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
+			return m.adoptWarm(ctx, b, w)
+		}
 		if err := m.initRecord(ctx, b, opts); err != nil {
 			m.forget(b)
 			return Record{}, nil, false, err
@@ -243,6 +263,24 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 		Env:       img.Env,
 	}
 	return m.store.Put(b.rec.Name, b.rec)
+}
+
+// adoptWarm makes a pooled sandbox the sandbox b.
+func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm) (Record, *agentconn.Conn, bool, error) {
+	now := time.Now().UTC()
+	name := b.rec.Name
+	b.rec = w.rec
+	b.rec.Name = name
+	b.rec.CreatedAt, b.rec.StartedAt = now, now
+	b.conn = w.conn
+	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+		_ = m.stop(context.WithoutCancel(ctx), b)
+		_ = os.RemoveAll(m.dir(b.rec.ID))
+		m.forget(b)
+		return Record{}, nil, false, err
+	}
+	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", b.rec.ID, "warm", true)
+	return b.rec, b.conn, true, nil
 }
 
 // forget drops a placeholder that never became a sandbox.
@@ -343,8 +381,13 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 	return nil
 }
 
-// Close drops agent connections; sandboxes keep running for the next daemon.
+// Close stops the warm pool, removing its sandboxes, and drops agent
+// connections; named sandboxes keep running for the next daemon.
 func (m *Manager) Close() {
+	if m.stopPool != nil {
+		m.stopPool()
+		<-m.poolDone
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range m.boxes {

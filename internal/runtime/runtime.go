@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -176,3 +177,26 @@ func (fileIO) Stdin() io.WriteCloser { return nil }
 func (fileIO) Stdout() io.ReadCloser { return nil }
 func (fileIO) Stderr() io.ReadCloser { return nil }
 func (i fileIO) Set(cmd *exec.Cmd)   { cmd.Stdout = i.f; cmd.Stderr = i.f }
+
+// SetHostname sets the hostname inside the UTS namespace of the container
+// whose init is pid, from the host: the sandbox itself lacks the privilege.
+func (r *Runc) SetHostname(pid int, name string) error {
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/uts", pid))
+	if err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	defer ns.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// This thread joins the sandbox's UTS namespace and never leaves it:
+		// it stays locked, so it exits with the goroutine instead of going
+		// back to the scheduler.
+		goruntime.LockOSThread()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWUTS); err != nil {
+			errc <- fmt.Errorf("set hostname: setns: %w", err)
+			return
+		}
+		errc <- unix.Sethostname([]byte(name))
+	}()
+	return <-errc
+}

@@ -59,7 +59,9 @@ const cpuPeriod = 100000
 func Spec(o SpecOptions) (*specs.Spec, error) {
 	caps := append([]string(nil), defaultCaps...)
 	env := append([]string(nil), o.Env...)
-	env = append(env, "HOSTNAME="+o.Hostname, "GOMAXPROCS=2")
+	// No HOSTNAME here: a pooled sandbox is renamed after it starts, so the
+	// agent reads the hostname when it runs a command.
+	env = append(env, "GOMAXPROCS=2")
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: o.Hostname,

@@ -83,9 +83,55 @@ func TestConcurrentCreateOfOneName(t *testing.T) {
 	if len(sbs) != 1 {
 		t.Fatalf("%d sandboxes, want 1", len(sbs))
 	}
-	ents, _ := os.ReadDir(filepath.Join(d.data, "sandboxes"))
-	if len(ents) != 1 {
-		t.Fatalf("%d sandbox dirs, want 1", len(ents))
+}
+
+// Sandboxes handed out by the warm pool are named like any other, and the
+// pool's own sandboxes never leak: a daemon killed with SIGKILL leaves them
+// behind, and the next one removes them.
+func TestWarmPool(t *testing.T) {
+	d := newDaemon(t)
+	for _, name := range []string{"warm-a", "warm-b", "warm-c"} {
+		out := d.run(name, "sh", "-c", `echo "$(hostname) $HOSTNAME"; cat /etc/hostname 2>/dev/null | head -c0`)
+		if out != name+" "+name+"\n" {
+			t.Fatalf("hostname and $HOSTNAME in %s: %q", name, out)
+		}
+	}
+	named := map[string]bool{}
+	sbs, _ := d.Client.List(context.Background())
+	for _, s := range sbs {
+		named[s.Id] = true
+	}
+	unnamed := func() []string {
+		var ids []string
+		ents, _ := os.ReadDir(filepath.Join(d.data, "sandboxes"))
+		for _, e := range ents {
+			if !named[e.Name()] {
+				ids = append(ids, e.Name())
+			}
+		}
+		return ids
+	}
+	// Let the pool refill, then kill the daemon under it.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(unnamed()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	pooled := unnamed()
+	if len(pooled) == 0 {
+		t.Fatal("the warm pool did not refill")
+	}
+	d.kill()
+	d.start()
+	for _, id := range pooled {
+		if _, err := os.Stat(filepath.Join(d.data, "sandboxes", id)); !os.IsNotExist(err) {
+			t.Errorf("orphaned pool sandbox %s not removed after restart: %v", id, err)
+		}
+		if pids := pidsInCgroup(id); len(pids) > 0 {
+			t.Errorf("orphaned pool sandbox %s still has processes %v", id, pids)
+		}
+	}
+	if out := d.run("warm-a", "hostname"); out != "warm-a\n" {
+		t.Fatalf("after restart: %q", out)
 	}
 }
 
@@ -124,7 +170,9 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	}
 }
 
-// pidsInCgroup lists host pids whose cgroup path names the sandbox id.
+// pidsInCgroup lists live host pids whose cgroup path names the sandbox id.
+// Zombies are left out: a sandbox init that a killed daemon left to the
+// host's init is reaped by that init, on its own schedule.
 func pidsInCgroup(id string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
@@ -134,7 +182,7 @@ func pidsInCgroup(id string) []int {
 			continue
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/cgroup")
-		if strings.Contains(string(b), "/hutch/"+id) {
+		if strings.Contains(string(b), "/hutch/"+id) && !zombie(e.Name()) {
 			pids = append(pids, pid)
 		}
 	}
@@ -180,6 +228,16 @@ func TestRestartAfterContainersLost(t *testing.T) {
 	if out := d.run("lost", "cat", "/workspace/f"); out != "disk\n" {
 		t.Fatalf("file after restart: %q", out)
 	}
+}
+
+func zombie(pid string) bool {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return true // gone
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
 // killSandbox kills a sandbox's init (the agent) from the host.

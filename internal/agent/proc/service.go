@@ -71,7 +71,11 @@ func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream *conn
 	if err != nil {
 		return err
 	}
-	env := mergeEnv(s.baseEnv, r.Env)
+	base := s.baseEnv
+	if h, err := os.Hostname(); err == nil {
+		base = append(base[:len(base):len(base)], "HOSTNAME="+h)
+	}
+	env := mergeEnv(base, r.Env)
 	cwd := r.Cwd
 	if cwd == "" {
 		cwd = s.workdir
