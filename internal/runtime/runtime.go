@@ -104,7 +104,12 @@ func (r *Runc) State(ctx context.Context, id string) (Status, int, error) {
 func (r *Runc) Delete(ctx context.Context, id string) error {
 	st, pid, err := r.State(ctx, id)
 	if err != nil {
-		return err
+		// A container caught half-made (its daemon died during runc run)
+		// may have no readable state: force the delete anyway.
+		if derr := r.rc.Delete(ctx, id, &runc.DeleteOpts{Force: true}); derr != nil {
+			return fmt.Errorf("delete %s: %w", id, errors.Join(err, derr))
+		}
+		return nil
 	}
 	if st == StatusMissing {
 		return nil
