@@ -2,16 +2,20 @@ package proc
 
 import (
 	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
 	"testing"
 
 	"connectrpc.com/connect"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 )
 
 // BenchmarkExecTrue is the agent's own exec round trip, without a sandbox.
 func BenchmarkExecTrue(b *testing.B) {
-	c := newClient(&testing.T{}, nil)
+	c := newRawClient(b)
 	ctx := context.Background()
 	for b.Loop() {
 		s, err := c.Exec(ctx, connect.NewRequest(&hutchv1.ExecRequest{Argv: []string{"/bin/true"}}))
@@ -25,4 +29,33 @@ func BenchmarkExecTrue(b *testing.B) {
 		}
 		s.Close()
 	}
+}
+
+// BenchmarkExecStdout streams 256 MiB of a command's stdout.
+func BenchmarkExecStdout(b *testing.B) {
+	c := newRawClient(b)
+	ctx := context.Background()
+	b.SetBytes(256 << 20)
+	for b.Loop() {
+		s, err := c.Exec(ctx, connect.NewRequest(&hutchv1.ExecRequest{Argv: []string{"head", "-c", "268435456", "/dev/zero"}}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for s.Receive() {
+		}
+		if err := s.Err(); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+// newRawClient serves the Service as the agent does (no compression) and
+// returns a client that, like the daemon's, does not ask for gzip.
+func newRawClient(b *testing.B) hutchv1connect.ProcessServiceClient {
+	svc := New(slog.New(slog.DiscardHandler), reaper, os.Environ(), b.TempDir())
+	_, h := hutchv1connect.NewProcessServiceHandler(svc, connect.WithCompressMinBytes(64<<10))
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return hutchv1connect.NewProcessServiceClient(srv.Client(), srv.URL, connect.WithAcceptCompression("gzip", nil, nil))
 }

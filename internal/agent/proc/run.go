@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -111,7 +112,7 @@ func (r *running) read(f *os.File, stdout bool, done chan<- struct{}) {
 	defer func() { done <- struct{}{} }()
 	for {
 		bp := r.bufs.Get().(*[]byte)
-		n, err := f.Read(*bp)
+		n, err := readAvailable(f, *bp)
 		if n > 0 {
 			ev := &hutchv1.ExecEvent{}
 			if stdout {
@@ -127,6 +128,43 @@ func (r *running) read(f *os.File, stdout bool, done chan<- struct{}) {
 			return
 		}
 	}
+}
+
+// readAvailable waits until f has data, then reads all it holds without
+// waiting again, up to len(buf): a fast producer's small writes travel as
+// one large event, and a slow one's output is sent the moment it appears.
+func readAvailable(f *os.File, buf []byte) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f.Read(buf)
+	}
+	n := 0
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		for n < len(buf) {
+			m, err := unix.Read(int(fd), buf[n:])
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return n > 0 // nothing yet: wait for readiness
+			case err != nil:
+				rerr = err
+				return true
+			case m == 0:
+				if n == 0 {
+					rerr = io.EOF
+				}
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, rerr
 }
 
 // pump forwards output until the command exits and its output is drained,
