@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,9 +50,16 @@ func Unmount(target string) error {
 
 // Mounted reports whether any mount point is at or below dir.
 func Mounted(dir string) (bool, error) {
+	mp, err := FirstMount(dir)
+	return mp != "", err
+}
+
+// FirstMount returns a mount point at or below dir, or "" if there is none.
+func FirstMount(dir string) (string, error) {
+	dir = filepath.Clean(dir)
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -63,10 +71,10 @@ func Mounted(dir string) (bool, error) {
 		}
 		mp := unescape(fields[4])
 		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			return true, nil
+			return mp, nil
 		}
 	}
-	return false, sc.Err()
+	return "", sc.Err()
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for space).

@@ -24,61 +24,6 @@ import (
 	"github.com/hutch-sh/hutch/client"
 )
 
-// newDaemonArgs is newDaemon with extra `hutch serve` flags; its Client
-// sends token when it is set.
-func newDaemonArgs(t *testing.T, token string, extra ...string) *daemon {
-	t.Helper()
-	data, err := os.MkdirTemp("", "hutch-e2e-data-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, data: data, out: &syncBuffer{}}
-	addr := freePort(t)
-	args := append([]string{"serve", "--listen", addr, "--data", data, "--cache", cacheDir}, extra...)
-	d.cmd = exec.Command(filepath.Join(binDir, "hutch"), args...)
-	d.cmd.Stdout = d.out
-	d.cmd.Stderr = d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.url = "http://" + addr
-	var opts []client.Option
-	if token != "" {
-		opts = append(opts, client.WithToken(token))
-	}
-	d.Client = client.New(d.url, opts...)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if sbs, err := d.Client.List(ctx); err == nil {
-			for _, s := range sbs {
-				if err := d.Client.Delete(ctx, s.Name); err != nil {
-					t.Errorf("cleanup: rm %s: %v", s.Name, err)
-				}
-			}
-		}
-		d.stop()
-		assertNoMounts(t, data)
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.out.String())
-		}
-		os.RemoveAll(data)
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := d.Client.Healthy(ctx)
-		cancel()
-		if err == nil {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not healthy: %v\n%s", err, d.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // hutchEnv runs the CLI against d with extra environment variables.
 func (d *daemon) hutchEnv(env []string, args ...string) (string, string, int) {
 	d.t.Helper()

@@ -56,6 +56,8 @@ func TestMain(m *testing.M) {
 type daemon struct {
 	t      *testing.T
 	data   string
+	token  string   // sent by Client when set
+	extra  []string // more `hutch serve` flags
 	url    string
 	cmd    *exec.Cmd
 	out    *syncBuffer
@@ -81,13 +83,17 @@ func (s *syncBuffer) String() string {
 
 // newDaemon starts a daemon on a fresh data dir, removed with everything in
 // it when the test ends (after checking nothing leaked).
-func newDaemon(t *testing.T) *daemon {
+func newDaemon(t *testing.T) *daemon { return newDaemonArgs(t, "") }
+
+// newDaemonArgs is newDaemon with extra `hutch serve` flags; its Client
+// sends token when it is set.
+func newDaemonArgs(t *testing.T, token string, extra ...string) *daemon {
 	t.Helper()
 	data, err := os.MkdirTemp("", "hutch-e2e-data-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, data: data}
+	d := &daemon{t: t, data: data, token: token, extra: extra}
 	d.start()
 	t.Cleanup(func() {
 		if d.cmd != nil {
@@ -125,14 +131,19 @@ func (d *daemon) start() {
 	t.Helper()
 	addr := freePort(t)
 	d.out = &syncBuffer{}
-	d.cmd = exec.Command(filepath.Join(binDir, "hutch"), "serve", "--listen", addr, "--data", d.data, "--cache", cacheDir)
+	args := append([]string{"serve", "--listen", addr, "--data", d.data, "--cache", cacheDir}, d.extra...)
+	d.cmd = exec.Command(filepath.Join(binDir, "hutch"), args...)
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	d.url = "http://" + addr
-	d.Client = client.New(d.url)
+	var opts []client.Option
+	if d.token != "" {
+		opts = append(opts, client.WithToken(d.token))
+	}
+	d.Client = client.New(d.url, opts...)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
