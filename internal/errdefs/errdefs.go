@@ -74,11 +74,12 @@ func ToConnect(err error) error {
 	return connect.NewError(Code(err), errors.New(trimCategory(err.Error())))
 }
 
-// trimCategory drops the category word that wrapping a sentinel appends
-// ("exec \"x\": not found" → "exec \"x\""): the wire code carries it.
+// trimCategory drops the category words that wrapping a sentinel appends
+// when the rest already says them ("... not found in $PATH: not found");
+// otherwise they stay, so "sandbox \"x\": not found" keeps its meaning.
 func trimCategory(msg string) string {
 	for _, c := range codes {
-		if t, ok := strings.CutSuffix(msg, ": "+c.err.Error()); ok {
+		if t, ok := strings.CutSuffix(msg, ": "+c.err.Error()); ok && strings.Contains(t, c.err.Error()) {
 			return t
 		}
 	}

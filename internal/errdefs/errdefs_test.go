@@ -36,8 +36,9 @@ func TestRoundTrip(t *testing.T) {
 			if !errors.As(wire, &ce) || ce.Code() != c.code {
 				t.Fatalf("ToConnect = %#v, want a connect error with code %v", wire, c.code)
 			}
-			if ce.Message() != `sandbox "demo"` {
-				t.Errorf("wire message %q, want the category word trimmed", ce.Message())
+			want := `sandbox "demo": ` + c.err.Error()
+			if ce.Message() != want {
+				t.Errorf("wire message %q, want %q", ce.Message(), want)
 			}
 			back := FromConnect(wire)
 			if !errors.Is(back, c.err) {
@@ -48,8 +49,8 @@ func TestRoundTrip(t *testing.T) {
 					t.Errorf("FromConnect matches %v too", other.err)
 				}
 			}
-			if back.Error() != `sandbox "demo"` {
-				t.Errorf("client error %q", back.Error())
+			if back.Error() != want {
+				t.Errorf("client error %q, want %q", back.Error(), want)
 			}
 			if Code(back) != c.code {
 				t.Errorf("Code(FromConnect) = %v", Code(back))
@@ -111,12 +112,15 @@ func TestFromConnect(t *testing.T) {
 
 func TestTrimCategory(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{`exec "x": not found`, `exec "x"`},
-		{`a: b: invalid argument`, `a: b`},
+		// The category stays unless the rest already says it.
+		{`sandbox "x": not found`, `sandbox "x": not found`},
+		{`exec "x": executable file not found in $PATH: not found`, `exec "x": executable file not found in $PATH`},
+		{`a: b: invalid argument`, `a: b: invalid argument`},
 		{`deadline exceeded`, `deadline exceeded`},
 		{`not found: exec "x"`, `not found: exec "x"`},
 		{`image: not found: not found`, `image: not found`},
-		{`x: internal`, `x`},
+		{`command timed out: deadline exceeded`, `command timed out: deadline exceeded`},
+		{`x: internal`, `x: internal`},
 		{`x:internal`, `x:internal`},
 		{``, ``},
 	}
