@@ -73,7 +73,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "hutch:", ee.err)
+			fmt.Fprintln(stderr, "hutch:", message(ee.err))
 		}
 		return ee.code
 	}
@@ -87,11 +87,19 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // message is what a person reads for err.
 func message(err error) string {
+	msg := err.Error()
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		return ce.Message()
+		msg = ce.Message()
 	}
-	return err.Error()
+	if strings.Contains(msg, "connection refused") {
+		url := os.Getenv("HUTCH_URL")
+		if url == "" {
+			url = client.DefaultURL
+		}
+		msg = fmt.Sprintf("no hutch daemon answers at %s (start one with `hutch serve`, or set HUTCH_URL): %s", url, msg)
+	}
+	return msg
 }
 
 func isCobraUsage(err error) bool {
