@@ -59,7 +59,10 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes), connect.WithCompressMinBytes(64 << 10)}
 	mux := http.NewServeMux()
-	mux.Handle(hutchv1connect.NewProcessServiceHandler(proc.New(log, reaper, childEnv(), o.Workdir), opts...))
+	procs := proc.New(log, reaper, childEnv(), o.Workdir)
+	procPath, procHandler := hutchv1connect.NewProcessServiceHandler(procs, opts...)
+	mux.Handle(procPath, procHandler)
+	mux.Handle(hutchv1connect.ProcessServiceExecProcedure, procs.ExecHandler(procHandler, MaxMessageBytes))
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
 	mux.Handle("/v1/files", fs.ContentHandler())

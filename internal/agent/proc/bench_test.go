@@ -3,6 +3,7 @@ package proc
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -50,12 +51,15 @@ func BenchmarkExecStdout(b *testing.B) {
 	}
 }
 
-// newRawClient serves the Service as the agent does (no compression) and
+// newRawClient serves the Service as the agent does (raw Exec, no gzip) and
 // returns a client that, like the daemon's, does not ask for gzip.
 func newRawClient(b *testing.B) hutchv1connect.ProcessServiceClient {
 	svc := New(slog.New(slog.DiscardHandler), reaper, os.Environ(), b.TempDir())
-	_, h := hutchv1connect.NewProcessServiceHandler(svc, connect.WithCompressMinBytes(64<<10))
-	srv := httptest.NewServer(h)
+	path, h := hutchv1connect.NewProcessServiceHandler(svc, connect.WithCompressMinBytes(64<<10))
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	mux.Handle(hutchv1connect.ProcessServiceExecProcedure, svc.ExecHandler(h, 1<<20))
+	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
 	return hutchv1connect.NewProcessServiceClient(srv.Client(), srv.URL, connect.WithAcceptCompression("gzip", nil, nil))
 }

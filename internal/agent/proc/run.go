@@ -10,10 +10,10 @@ import (
 	"syscall"
 	"time"
 
-	"connectrpc.com/connect"
 	"golang.org/x/sys/unix"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/internal/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -101,26 +101,22 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 	return r, nil
 }
 
-// output is one chunk read from the command; buf goes back to the pool
-// once the chunk is sent, so steady streaming allocates nothing.
+// output is one chunk read from the command: n bytes in *buf after
+// envelope.OutputHeadroom bytes of room for framing. buf goes back to the
+// pool once the chunk is sent, so steady streaming allocates nothing.
 type output struct {
-	ev  *hutchv1.ExecEvent
-	buf *[]byte
+	buf    *[]byte
+	n      int
+	stdout bool
 }
 
 func (r *running) read(f *os.File, stdout bool, done chan<- struct{}) {
 	defer func() { done <- struct{}{} }()
 	for {
 		bp := r.bufs.Get().(*[]byte)
-		n, err := readAvailable(f, *bp)
+		n, err := readAvailable(f, (*bp)[envelope.OutputHeadroom:])
 		if n > 0 {
-			ev := &hutchv1.ExecEvent{}
-			if stdout {
-				ev.Event = &hutchv1.ExecEvent_Stdout{Stdout: (*bp)[:n]}
-			} else {
-				ev.Event = &hutchv1.ExecEvent_Stderr{Stderr: (*bp)[:n]}
-			}
-			r.out <- output{ev: ev, buf: bp}
+			r.out <- output{buf: bp, n: n, stdout: stdout}
 		} else {
 			r.bufs.Put(bp)
 		}
@@ -169,7 +165,7 @@ func readAvailable(f *os.File, buf []byte) (int, error) {
 
 // pump forwards output until the command exits and its output is drained,
 // enforcing the timeout and killing the tree if the caller goes away.
-func (r *running) pump(ctx context.Context, timeoutMs int64, stream *connect.ServerStream[hutchv1.ExecEvent]) error {
+func (r *running) pump(ctx context.Context, timeoutMs int64, stream sink) error {
 	defer r.stdout.Close()
 	defer r.stderr.Close()
 	var timeout <-chan time.Time
@@ -197,7 +193,7 @@ func (r *running) pump(ctx context.Context, timeoutMs int64, stream *connect.Ser
 				continue
 			}
 			if sendErr == nil {
-				sendErr = stream.Send(o.ev)
+				sendErr = stream.sendOutput(*o.buf, o.n, o.stdout)
 				r.bufs.Put(o.buf)
 				if sendErr != nil {
 					// The caller is gone: nobody will see the rest.
@@ -235,7 +231,7 @@ func (r *running) pump(ctx context.Context, timeoutMs int64, stream *connect.Ser
 			return ctx.Err()
 		case <-keepalive.C:
 			if sendErr == nil {
-				sendErr = stream.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Keepalive{Keepalive: &hutchv1.KeepAlive{}}})
+				sendErr = stream.send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Keepalive{Keepalive: &hutchv1.KeepAlive{}}})
 			}
 		}
 	}
@@ -245,7 +241,7 @@ func (r *running) pump(ctx context.Context, timeoutMs int64, stream *connect.Ser
 	if sendErr != nil {
 		return sendErr
 	}
-	return stream.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Exit{Exit: exitOf(ws, time.Since(r.start))}})
+	return stream.send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Exit{Exit: exitOf(ws, time.Since(r.start))}})
 }
 
 func exitOf(ws syscall.WaitStatus, d time.Duration) *hutchv1.ExecExit {

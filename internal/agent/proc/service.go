@@ -23,6 +23,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -50,7 +51,7 @@ var _ hutchv1connect.ProcessServiceHandler = (*Service)(nil)
 // New returns a Service whose commands start in workdir with baseEnv
 // (KEY=VALUE) under the request's own env.
 func New(log *slog.Logger, reaper *Reaper, baseEnv []string, workdir string) *Service {
-	bufs := &sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+	bufs := &sync.Pool{New: func() any { b := make([]byte, envelope.OutputHeadroom+readChunk); return &b }}
 	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, execs: make(map[string]*execution)}
 }
 
@@ -62,11 +63,11 @@ type execution struct {
 
 // Exec runs one command and streams its output until it exits.
 func (s *Service) Exec(ctx context.Context, req *connect.Request[hutchv1.ExecRequest], stream *connect.ServerStream[hutchv1.ExecEvent]) error {
-	err := s.exec(ctx, req.Msg, stream)
+	err := s.exec(ctx, req.Msg, connectSink{stream})
 	return errdefs.ToConnect(err)
 }
 
-func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream *connect.ServerStream[hutchv1.ExecEvent]) error {
+func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream sink) error {
 	argv, err := commandLine(r)
 	if err != nil {
 		return err
@@ -106,7 +107,7 @@ func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream *conn
 	}()
 	s.log.Debug("exec", "op", "exec", "id", id, "pid", p.exec.pid, "argv", argv)
 
-	if err := stream.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Started{Started: &hutchv1.ExecStarted{Id: id, Pid: int32(p.exec.pid)}}}); err != nil {
+	if err := stream.send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Started{Started: &hutchv1.ExecStarted{Id: id, Pid: int32(p.exec.pid)}}}); err != nil {
 		killTree(p.exec.pid)
 		<-p.status
 		return err

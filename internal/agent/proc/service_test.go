@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
@@ -41,12 +42,35 @@ func newClient(t *testing.T, baseEnv []string) hutchv1connect.ProcessServiceClie
 	if baseEnv == nil {
 		baseEnv = os.Environ()
 	}
+	return newClientOpts(t, baseEnv)
+}
+
+// newClientOpts serves a Service as the agent does (Exec through the raw
+// envelope handler for binary-codec callers) and returns a client made
+// with opts.
+func newClientOpts(t *testing.T, baseEnv []string, opts ...connect.ClientOption) hutchv1connect.ProcessServiceClient {
+	t.Helper()
+	if baseEnv == nil {
+		baseEnv = os.Environ()
+	}
 	svc := New(slog.New(slog.DiscardHandler), reaper, baseEnv, t.TempDir())
 	path, h := hutchv1connect.NewProcessServiceHandler(svc)
-	mux := httptest.NewServer(h)
-	t.Cleanup(mux.Close)
-	_ = path
-	return hutchv1connect.NewProcessServiceClient(mux.Client(), mux.URL)
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	mux.Handle(hutchv1connect.ProcessServiceExecProcedure, svc.ExecHandler(h, 1<<20))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return hutchv1connect.NewProcessServiceClient(srv.Client(), srv.URL, opts...)
+}
+
+// The generic Connect path (JSON codec, as curl uses it) streams the same
+// events as the raw path.
+func TestExecJSONCodec(t *testing.T) {
+	c := newClientOpts(t, nil, connect.WithProtoJSON())
+	res := execStream(context.Background(), c, &hutchv1.ExecRequest{Shell: "echo out; echo err >&2; exit 3"}, nil)
+	if res.err != nil || res.exit == nil || res.exit.Code != 3 || res.stdout.String() != "out\n" || res.stderr.String() != "err\n" {
+		t.Fatalf("JSON exec: err %v exit %v stdout %q stderr %q", res.err, res.exit, res.stdout.String(), res.stderr.String())
+	}
 }
 
 // result is everything one exec stream delivered.
