@@ -2,11 +2,14 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/agentconn"
 )
@@ -16,15 +19,22 @@ import (
 // hostname, write the record, hand out the agent. They are not persisted; a
 // daemon that dies leaves them as orphans that the next one removes.
 
-// hostnamer is implemented by runtimes that can rename a running sandbox.
+// hostnamer is implemented by runtimes that can rename a running sandbox,
+// given a pidfd of its init.
 type hostnamer interface {
-	SetHostname(pid int, name string) error
+	SetHostname(pidfd int, name string) error
 }
 
 type warm struct {
-	rec  Record // Name empty
-	pid  int
-	conn *agentconn.Conn
+	rec   Record // Name empty
+	pidfd int    // of the sandbox's init, taken right after it started
+	conn  *agentconn.Conn
+}
+
+// close releases what the entry holds in the daemon.
+func (w *warm) close() {
+	w.conn.Close()
+	_ = unix.Close(w.pidfd)
 }
 
 type pool struct {
@@ -93,12 +103,19 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 		return nil, err
 	}
 	_, pid, err := m.rt.State(ctx, rec.ID)
-	if err != nil || pid <= 0 {
+	if err == nil && pid <= 0 {
+		err = fmt.Errorf("sandbox %s has no init process", rec.ID)
+	}
+	var pidfd int
+	if err == nil {
+		pidfd, err = unix.PidfdOpen(pid, 0)
+	}
+	if err != nil {
 		conn.Close()
 		m.discard(rec.ID)
 		return nil, err
 	}
-	return &warm{rec: rec, pid: pid, conn: conn}, nil
+	return &warm{rec: rec, pidfd: pidfd, conn: conn}, nil
 }
 
 // takeWarm hands out a pooled sandbox named name, or nil when none fits.
@@ -126,11 +143,13 @@ func (m *Manager) takeWarm(ctx context.Context, name string, opts CreateOptions)
 		m.refill()
 		// Entries made before the default image changed are stale.
 		if w.rec.Image != img.Image || !slices.Equal(w.rec.Lowers, img.Lowers) {
-			w.conn.Close()
+			w.close()
 			go m.discard(w.rec.ID)
 			continue
 		}
-		if err := hn.SetHostname(w.pid, name); err != nil {
+		err := hn.SetHostname(w.pidfd, name)
+		_ = unix.Close(w.pidfd)
+		if err != nil {
 			m.log.Warn("warm pool: rename sandbox", "id", w.rec.ID, "err", err)
 			w.conn.Close()
 			go m.discard(w.rec.ID)
@@ -164,7 +183,7 @@ func (m *Manager) drainPool() {
 	m.pool.ready = nil
 	m.pool.mu.Unlock()
 	for _, w := range ready {
-		w.conn.Close()
+		w.close()
 		m.discard(w.rec.ID)
 	}
 }

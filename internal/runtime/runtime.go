@@ -183,21 +183,19 @@ func (fileIO) Stdout() io.ReadCloser { return nil }
 func (fileIO) Stderr() io.ReadCloser { return nil }
 func (i fileIO) Set(cmd *exec.Cmd)   { cmd.Stdout = i.f; cmd.Stderr = i.f }
 
-// SetHostname sets the hostname inside the UTS namespace of the container
-// whose init is pid, from the host: the sandbox itself lacks the privilege.
-func (r *Runc) SetHostname(pid int, name string) error {
-	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/uts", pid))
-	if err != nil {
-		return fmt.Errorf("set hostname: %w", err)
-	}
-	defer ns.Close()
+// SetHostname sets the hostname inside the UTS namespace of the process
+// that pidfd refers to (a container's init), from the host: the sandbox
+// itself lacks the privilege. A pidfd, unlike a pid, cannot come to mean
+// another process: if init died, this fails instead of renaming a stranger
+// (or the host).
+func (r *Runc) SetHostname(pidfd int, name string) error {
 	errc := make(chan error, 1)
 	go func() {
 		// This thread joins the sandbox's UTS namespace and never leaves it:
 		// it stays locked, so it exits with the goroutine instead of going
 		// back to the scheduler.
 		goruntime.LockOSThread()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWUTS); err != nil {
+		if err := unix.Setns(pidfd, unix.CLONE_NEWUTS); err != nil {
 			errc <- fmt.Errorf("set hostname: setns: %w", err)
 			return
 		}
