@@ -26,6 +26,7 @@ func newExecCmd(e *env) *cobra.Command {
 		envs    []string
 		timeout time.Duration
 		noStdin bool
+		create  client.CreateOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "exec NAME [flags] -- CMD [ARG...]",
@@ -52,6 +53,11 @@ func newExecCmd(e *env) *cobra.Command {
 					c.Env[k] = v
 				}
 			}
+			if create != (client.CreateOptions{}) {
+				if err := ensureShape(cmd.Context(), e.client(), a[0], create); err != nil {
+					return err
+				}
+			}
 			return runExec(cmd.Context(), e, a[0], c)
 		},
 	}
@@ -60,7 +66,22 @@ func newExecCmd(e *env) *cobra.Command {
 	f.StringArrayVarP(&envs, "env", "e", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.DurationVar(&timeout, "timeout", 0, "kill the command's process tree after this long (e.g. 30s)")
 	f.BoolVarP(&noStdin, "no-stdin", "n", false, "do not forward stdin")
+	f.StringVar(&create.Image, "image", "", "image to create the sandbox from, if it does not exist (default: the default image)")
+	f.StringVar(&create.InstanceType, "type", "", "instance type to create the sandbox with: lite, basic (default), standard")
 	return cmd
+}
+
+// ensureShape creates name with o, or checks that the existing sandbox has
+// the image asked for: running in the wrong image silently would mislead.
+func ensureShape(ctx context.Context, c *client.Client, name string, o client.CreateOptions) error {
+	sb, err := c.Create(ctx, name, o)
+	if err != nil {
+		return err
+	}
+	if o.Image != "" && sb.Image != o.Image {
+		return fmt.Errorf("sandbox %q already exists with image %q, not %q (hutch rm it first)", name, sb.Image, o.Image)
+	}
+	return nil
 }
 
 func runExec(ctx context.Context, e *env, name string, c client.Command) error {

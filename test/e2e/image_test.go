@@ -131,6 +131,15 @@ func TestImportedNonGlibcImage(t *testing.T) {
 			}
 		})
 	}
+	// The CLI creates from an image with --image, and refuses a sandbox
+	// that exists with another one.
+	if out, stderr, code := d.hutch("", "exec", "tiny-cli", "--image", name, "--", "sh", "-c", "echo $TINY"); code != 0 || out != "1\n" {
+		t.Errorf("exec --image: exit %d, %q %q", code, out, stderr)
+	}
+	d.run("other", "true")
+	if _, stderr, code := d.hutch("", "exec", "other", "--image", name, "--", "true"); code != 1 || !bytes.Contains([]byte(stderr), []byte("already exists with image")) {
+		t.Errorf("exec --image on a sandbox of another image: exit %d, %q", code, stderr)
+	}
 	// Files work there too.
 	if err := d.Client.WriteFile(ctx, "tiny", "/workspace/n", bytes.NewReader([]byte("hi")), client.WriteOptions{}); err != nil {
 		t.Fatal(err)
