@@ -11,9 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,24 +20,6 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/client"
 )
-
-// hutchEnv runs the CLI against d with extra environment variables.
-func (d *daemon) hutchEnv(env []string, args ...string) (string, string, int) {
-	d.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "hutch"), args...)
-	cmd.Env = append(append(os.Environ(), "HUTCH_URL="+d.url), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		d.t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
-}
 
 // procs lists the processes called comm in sandbox name (pgrep -x).
 func procs(t *testing.T, d *daemon, name, comm string) string {
@@ -382,7 +361,7 @@ func TestAPIKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, code := d.hutchEnv(tt.env, tt.args...)
+			stdout, stderr, code := d.hutchEnv(tt.env, "", tt.args...)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d (stderr %q)", code, tt.wantCode, stderr)
 			}

@@ -177,8 +177,14 @@ func (d *daemon) signal(sig syscall.Signal) {
 // hutch runs the CLI against d and returns stdout, stderr and the exit code.
 func (d *daemon) hutch(stdin string, args ...string) (string, string, int) {
 	d.t.Helper()
+	return d.hutchEnv(nil, stdin, args...)
+}
+
+// hutchEnv is hutch with extra environment variables.
+func (d *daemon) hutchEnv(env []string, stdin string, args ...string) (string, string, int) {
+	d.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "hutch"), args...)
-	cmd.Env = append(os.Environ(), "HUTCH_URL="+d.url)
+	cmd.Env = append(append(os.Environ(), "HUTCH_URL="+d.url), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
