@@ -67,7 +67,7 @@ func (m *Manager) launch(ctx context.Context, rec Record, hostname string) (conn
 		RunDir:      runDir,
 		Env:         rec.Env,
 		Limits:      rec.Limits,
-		CgroupsPath: "/hutch/" + id,
+		CgroupsPath: m.cgroupParent + "/" + id,
 	})
 	if err != nil {
 		return nil, err
@@ -112,6 +112,9 @@ func (m *Manager) stop(ctx context.Context, b *box) error {
 // halt kills sandbox id's container and unmounts its root.
 func (m *Manager) halt(ctx context.Context, id string) error {
 	if err := m.rt.Delete(ctx, id); err != nil {
+		return err
+	}
+	if err := m.removeCgroups(id); err != nil {
 		return err
 	}
 	if err := rootfs.Unmount(filepath.Join(m.dir(id), "rootfs")); err != nil {

@@ -237,7 +237,7 @@ func requireNoMounts(t *testing.T, dir string) {
 // cgroups lists the cgroup dirs of sandbox id in every hierarchy.
 func cgroups(id string) []string {
 	var out []string
-	for _, p := range []string{"/sys/fs/cgroup/*/hutch/" + id, "/sys/fs/cgroup/hutch/" + id} {
+	for _, p := range []string{"/sys/fs/cgroup/*/hutch/*/" + id, "/sys/fs/cgroup/hutch/*/" + id} {
 		m, _ := filepath.Glob(p)
 		out = append(out, m...)
 	}

@@ -44,6 +44,8 @@ type Manager struct {
 	mu    sync.Mutex
 	boxes map[string]*box
 
+	cgroupParent string // this daemon's cgroup subtree
+
 	pool     *pool // nil when disabled
 	stopPool context.CancelFunc
 	poolDone chan struct{}
@@ -69,7 +71,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, err
 	}
-	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, boxes: make(map[string]*box)}
+	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, boxes: make(map[string]*box), cgroupParent: CgroupParent(cfg.DataDir)}
 	var recs []Record
 	err := store.Each(func(_ string, raw []byte) error {
 		var r Record
@@ -90,6 +92,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		m.recover(ctx, b)
 	}
 	m.removeOrphans(known)
+	m.sweepCgroups(known)
 	if cfg.PoolSize > 0 {
 		m.pool = &pool{size: cfg.PoolSize, kick: make(chan struct{}, 1)}
 		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -387,6 +390,10 @@ func (m *Manager) Close() {
 	if m.stopPool != nil {
 		m.stopPool()
 		<-m.poolDone
+	}
+	// The cgroup subtree goes when no sandbox is left in it.
+	for _, d := range cgroupDirs(m.cgroupParent) {
+		_ = os.Remove(d)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

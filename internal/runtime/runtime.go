@@ -50,7 +50,9 @@ func NewRunc(root string, log *slog.Logger) (*Runc, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	return &Runc{rc: &runc.Runc{Command: "runc", Root: root}, log: log}, nil
+	// PdeathSignal: a runc that outlives a killed daemon could finish
+	// starting a container after the next daemon swept for orphans.
+	return &Runc{rc: &runc.Runc{Command: "runc", Root: root, PdeathSignal: syscall.SIGKILL}, log: log}, nil
 }
 
 // Name is the runtime's name as users see it.
@@ -154,7 +156,18 @@ func killAndReap(pid int, timeout time.Duration) {
 		}
 	}
 	var info unix.Siginfo
-	_ = unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+	if err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil); err != unix.ECHILD {
+		return
+	}
+	// Not our child (adopted after a daemon restart): the host's init reaps
+	// it, and until then it holds its cgroups. Wait for that, so the delete
+	// can remove them.
+	for time.Now().Before(deadline) {
+		if err := unix.PidfdSendSignal(fd, 0, nil, 0); err == unix.ESRCH {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // tail returns the last line written to path after offset, for errors.

@@ -157,7 +157,7 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.data, "runc", id)); !os.IsNotExist(err) {
 		t.Errorf("runc state left: %v", err)
 	}
-	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/hutch/" + id)
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/hutch/*/" + id)
 	if len(cgs) > 0 {
 		t.Errorf("cgroups left: %v", cgs)
 	}
@@ -183,7 +183,7 @@ func pidsInCgroup(id string) []int {
 			continue
 		}
 		b, _ := os.ReadFile("/proc/" + e.Name() + "/cgroup")
-		if strings.Contains(string(b), "/hutch/"+id) && !zombie(e.Name()) {
+		if strings.Contains(string(b), "/"+id+"\n") && !zombie(e.Name()) {
 			pids = append(pids, pid)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/manager"
 )
 
 var (
@@ -109,6 +110,7 @@ func newDaemonArgs(t *testing.T, token string, extra ...string) *daemon {
 			d.stop()
 		}
 		assertNoMounts(t, data)
+		assertNoCgroups(t, data)
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.out.String())
 		}
@@ -212,6 +214,18 @@ func (d *daemon) run(name string, argv ...string) string {
 		d.t.Fatalf("exec %v in %s: exit %d: %s", argv, name, st.Code, errb.String())
 	}
 	return out.String()
+}
+
+// assertNoCgroups fails if the daemon with this data dir left any sandbox
+// cgroup behind, in any hierarchy.
+func assertNoCgroups(t *testing.T, data string) {
+	t.Helper()
+	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", manager.CgroupParent(data), "*"))
+	for _, d := range left {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			t.Errorf("cgroup left behind: %s", d)
+		}
+	}
 }
 
 // assertNoMounts fails if anything is still mounted under dir.
