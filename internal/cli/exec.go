@@ -43,15 +43,9 @@ func newExecCmd(e *env) *cobra.Command {
 			if !noStdin {
 				c.Stdin = e.stdin
 			}
-			if len(envs) > 0 {
-				c.Env = make(map[string]string, len(envs))
-				for _, kv := range envs {
-					k, v, ok := strings.Cut(kv, "=")
-					if !ok || k == "" {
-						return usageError{fmt.Errorf("--env %q: want KEY=VALUE", kv)}
-					}
-					c.Env[k] = v
-				}
+			var err error
+			if c.Env, err = parseEnv(envs); err != nil {
+				return err
 			}
 			if create != (client.CreateOptions{}) {
 				if err := ensureShape(cmd.Context(), e.client(), a[0], create); err != nil {

@@ -85,6 +85,61 @@ func (State) EnumDescriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{0}
 }
 
+type ProcessStatus int32
+
+const (
+	ProcessStatus_PROCESS_STATUS_UNSPECIFIED ProcessStatus = 0
+	ProcessStatus_PROCESS_STATUS_RUNNING     ProcessStatus = 1
+	ProcessStatus_PROCESS_STATUS_EXITED      ProcessStatus = 2 // ended by itself, any exit code
+	ProcessStatus_PROCESS_STATUS_KILLED      ProcessStatus = 3 // ended by a signal
+	ProcessStatus_PROCESS_STATUS_FAILED      ProcessStatus = 4 // could not start
+)
+
+// Enum value maps for ProcessStatus.
+var (
+	ProcessStatus_name = map[int32]string{
+		0: "PROCESS_STATUS_UNSPECIFIED",
+		1: "PROCESS_STATUS_RUNNING",
+		2: "PROCESS_STATUS_EXITED",
+		3: "PROCESS_STATUS_KILLED",
+		4: "PROCESS_STATUS_FAILED",
+	}
+	ProcessStatus_value = map[string]int32{
+		"PROCESS_STATUS_UNSPECIFIED": 0,
+		"PROCESS_STATUS_RUNNING":     1,
+		"PROCESS_STATUS_EXITED":      2,
+		"PROCESS_STATUS_KILLED":      3,
+		"PROCESS_STATUS_FAILED":      4,
+	}
+)
+
+func (x ProcessStatus) Enum() *ProcessStatus {
+	p := new(ProcessStatus)
+	*p = x
+	return p
+}
+
+func (x ProcessStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProcessStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hutch_v1_hutch_proto_enumTypes[1].Descriptor()
+}
+
+func (ProcessStatus) Type() protoreflect.EnumType {
+	return &file_hutch_v1_hutch_proto_enumTypes[1]
+}
+
+func (x ProcessStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProcessStatus.Descriptor instead.
+func (ProcessStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{1}
+}
+
 type FileType int32
 
 const (
@@ -124,11 +179,11 @@ func (x FileType) String() string {
 }
 
 func (FileType) Descriptor() protoreflect.EnumDescriptor {
-	return file_hutch_v1_hutch_proto_enumTypes[1].Descriptor()
+	return file_hutch_v1_hutch_proto_enumTypes[2].Descriptor()
 }
 
 func (FileType) Type() protoreflect.EnumType {
-	return &file_hutch_v1_hutch_proto_enumTypes[1]
+	return &file_hutch_v1_hutch_proto_enumTypes[2]
 }
 
 func (x FileType) Number() protoreflect.EnumNumber {
@@ -137,7 +192,7 @@ func (x FileType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FileType.Descriptor instead.
 func (FileType) EnumDescriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{1}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{2}
 }
 
 type Limits struct {
@@ -673,6 +728,1019 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{9}
 }
 
+type ProcessInfo struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Pid       int32                  `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Status    ProcessStatus          `protobuf:"varint,3,opt,name=status,proto3,enum=hutch.v1.ProcessStatus" json:"status,omitempty"`
+	Argv      []string               `protobuf:"bytes,4,rep,name=argv,proto3" json:"argv,omitempty"`
+	Cwd       string                 `protobuf:"bytes,5,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	EndedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// Set once ended: exit status (128+n for signal n) and the signal name.
+	ExitCode      int32  `protobuf:"varint,8,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Signal        string `protobuf:"bytes,9,opt,name=signal,proto3" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessInfo) Reset() {
+	*x = ProcessInfo{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessInfo) ProtoMessage() {}
+
+func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
+func (*ProcessInfo) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ProcessInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ProcessInfo) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ProcessInfo) GetStatus() ProcessStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ProcessStatus_PROCESS_STATUS_UNSPECIFIED
+}
+
+func (x *ProcessInfo) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *ProcessInfo) GetCwd() string {
+	if x != nil {
+		return x.Cwd
+	}
+	return ""
+}
+
+func (x *ProcessInfo) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ProcessInfo) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
+func (x *ProcessInfo) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ProcessInfo) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+type StartProcessRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// Optional; [A-Za-z0-9_.-]{1,64}; already_exists if a running process has it.
+	Id            string            `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Argv          []string          `protobuf:"bytes,3,rep,name=argv,proto3" json:"argv,omitempty"`
+	Shell         string            `protobuf:"bytes,4,opt,name=shell,proto3" json:"shell,omitempty"`
+	Cwd           string            `protobuf:"bytes,5,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	Env           map[string]string `protobuf:"bytes,6,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartProcessRequest) Reset() {
+	*x = StartProcessRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartProcessRequest) ProtoMessage() {}
+
+func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
+func (*StartProcessRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StartProcessRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *StartProcessRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StartProcessRequest) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *StartProcessRequest) GetShell() string {
+	if x != nil {
+		return x.Shell
+	}
+	return ""
+}
+
+func (x *StartProcessRequest) GetCwd() string {
+	if x != nil {
+		return x.Cwd
+	}
+	return ""
+}
+
+func (x *StartProcessRequest) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type ListProcessesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProcessesRequest) Reset() {
+	*x = ListProcessesRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProcessesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProcessesRequest) ProtoMessage() {}
+
+func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
+func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListProcessesRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+type ListProcessesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Processes     []*ProcessInfo         `protobuf:"bytes,1,rep,name=processes,proto3" json:"processes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProcessesResponse) Reset() {
+	*x = ListProcessesResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProcessesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProcessesResponse) ProtoMessage() {}
+
+func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
+func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+type ProcessRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessRef) Reset() {
+	*x = ProcessRef{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessRef) ProtoMessage() {}
+
+func (x *ProcessRef) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessRef.ProtoReflect.Descriptor instead.
+func (*ProcessRef) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ProcessRef) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *ProcessRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type KillProcessRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Id      string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// Default SIGTERM.
+	Signal string `protobuf:"bytes,3,opt,name=signal,proto3" json:"signal,omitempty"`
+	// Time between the signal and SIGKILL; default 5 s.
+	GraceMs       int64 `protobuf:"varint,4,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KillProcessRequest) Reset() {
+	*x = KillProcessRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KillProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KillProcessRequest) ProtoMessage() {}
+
+func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KillProcessRequest.ProtoReflect.Descriptor instead.
+func (*KillProcessRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *KillProcessRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *KillProcessRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *KillProcessRequest) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *KillProcessRequest) GetGraceMs() int64 {
+	if x != nil {
+		return x.GraceMs
+	}
+	return 0
+}
+
+type KillAllProcessesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KillAllProcessesRequest) Reset() {
+	*x = KillAllProcessesRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KillAllProcessesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KillAllProcessesRequest) ProtoMessage() {}
+
+func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KillAllProcessesRequest.ProtoReflect.Descriptor instead.
+func (*KillAllProcessesRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *KillAllProcessesRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+type KillAllProcessesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Killed        int32                  `protobuf:"varint,1,opt,name=killed,proto3" json:"killed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KillAllProcessesResponse) Reset() {
+	*x = KillAllProcessesResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KillAllProcessesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KillAllProcessesResponse) ProtoMessage() {}
+
+func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KillAllProcessesResponse.ProtoReflect.Descriptor instead.
+func (*KillAllProcessesResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *KillAllProcessesResponse) GetKilled() int32 {
+	if x != nil {
+		return x.Killed
+	}
+	return 0
+}
+
+type ProcessLogsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Id      string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Follow  bool                   `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Byte offsets in each stream's whole output to start from; output older
+	// than what is kept is skipped with a truncation marker. Ignored with from_now.
+	StdoutOffset int64 `protobuf:"varint,4,opt,name=stdout_offset,json=stdoutOffset,proto3" json:"stdout_offset,omitempty"`
+	StderrOffset int64 `protobuf:"varint,5,opt,name=stderr_offset,json=stderrOffset,proto3" json:"stderr_offset,omitempty"`
+	// Only output produced from now on.
+	FromNow       bool `protobuf:"varint,6,opt,name=from_now,json=fromNow,proto3" json:"from_now,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessLogsRequest) Reset() {
+	*x = ProcessLogsRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessLogsRequest) ProtoMessage() {}
+
+func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessLogsRequest.ProtoReflect.Descriptor instead.
+func (*ProcessLogsRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ProcessLogsRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *ProcessLogsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ProcessLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *ProcessLogsRequest) GetStdoutOffset() int64 {
+	if x != nil {
+		return x.StdoutOffset
+	}
+	return 0
+}
+
+func (x *ProcessLogsRequest) GetStderrOffset() int64 {
+	if x != nil {
+		return x.StderrOffset
+	}
+	return 0
+}
+
+func (x *ProcessLogsRequest) GetFromNow() bool {
+	if x != nil {
+		return x.FromNow
+	}
+	return false
+}
+
+type ProcessLogEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*ProcessLogEvent_Stdout
+	//	*ProcessLogEvent_Stderr
+	//	*ProcessLogEvent_Exit
+	//	*ProcessLogEvent_Keepalive
+	Event         isProcessLogEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessLogEvent) Reset() {
+	*x = ProcessLogEvent{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessLogEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessLogEvent) ProtoMessage() {}
+
+func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessLogEvent.ProtoReflect.Descriptor instead.
+func (*ProcessLogEvent) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ProcessLogEvent) GetEvent() isProcessLogEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *ProcessLogEvent) GetStdout() *LogChunk {
+	if x != nil {
+		if x, ok := x.Event.(*ProcessLogEvent_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *ProcessLogEvent) GetStderr() *LogChunk {
+	if x != nil {
+		if x, ok := x.Event.(*ProcessLogEvent_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *ProcessLogEvent) GetExit() *ProcessInfo {
+	if x != nil {
+		if x, ok := x.Event.(*ProcessLogEvent_Exit); ok {
+			return x.Exit
+		}
+	}
+	return nil
+}
+
+func (x *ProcessLogEvent) GetKeepalive() *KeepAlive {
+	if x != nil {
+		if x, ok := x.Event.(*ProcessLogEvent_Keepalive); ok {
+			return x.Keepalive
+		}
+	}
+	return nil
+}
+
+type isProcessLogEvent_Event interface {
+	isProcessLogEvent_Event()
+}
+
+type ProcessLogEvent_Stdout struct {
+	Stdout *LogChunk `protobuf:"bytes,1,opt,name=stdout,proto3,oneof"`
+}
+
+type ProcessLogEvent_Stderr struct {
+	Stderr *LogChunk `protobuf:"bytes,2,opt,name=stderr,proto3,oneof"`
+}
+
+type ProcessLogEvent_Exit struct {
+	Exit *ProcessInfo `protobuf:"bytes,3,opt,name=exit,proto3,oneof"`
+}
+
+type ProcessLogEvent_Keepalive struct {
+	Keepalive *KeepAlive `protobuf:"bytes,4,opt,name=keepalive,proto3,oneof"`
+}
+
+func (*ProcessLogEvent_Stdout) isProcessLogEvent_Event() {}
+
+func (*ProcessLogEvent_Stderr) isProcessLogEvent_Event() {}
+
+func (*ProcessLogEvent_Exit) isProcessLogEvent_Event() {}
+
+func (*ProcessLogEvent_Keepalive) isProcessLogEvent_Event() {}
+
+type LogChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Offset of data in the stream's whole output; resume from offset+len(data).
+	Offset int64  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data   []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// Set when output between the requested offset and this chunk was dropped
+	// from the bounded buffer.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogChunk) Reset() {
+	*x = LogChunk{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogChunk) ProtoMessage() {}
+
+func (x *LogChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
+func (*LogChunk) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LogChunk) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *LogChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *LogChunk) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+type WaitProcessRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Id      string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Condition:
+	//
+	//	*WaitProcessRequest_Log
+	//	*WaitProcessRequest_Port
+	//	*WaitProcessRequest_Exit
+	Condition isWaitProcessRequest_Condition `protobuf_oneof:"condition"`
+	// Default 60 s.
+	TimeoutMs     int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitProcessRequest) Reset() {
+	*x = WaitProcessRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitProcessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitProcessRequest) ProtoMessage() {}
+
+func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
+func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WaitProcessRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *WaitProcessRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WaitProcessRequest) GetCondition() isWaitProcessRequest_Condition {
+	if x != nil {
+		return x.Condition
+	}
+	return nil
+}
+
+func (x *WaitProcessRequest) GetLog() string {
+	if x != nil {
+		if x, ok := x.Condition.(*WaitProcessRequest_Log); ok {
+			return x.Log
+		}
+	}
+	return ""
+}
+
+func (x *WaitProcessRequest) GetPort() *PortCondition {
+	if x != nil {
+		if x, ok := x.Condition.(*WaitProcessRequest_Port); ok {
+			return x.Port
+		}
+	}
+	return nil
+}
+
+func (x *WaitProcessRequest) GetExit() bool {
+	if x != nil {
+		if x, ok := x.Condition.(*WaitProcessRequest_Exit); ok {
+			return x.Exit
+		}
+	}
+	return false
+}
+
+func (x *WaitProcessRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type isWaitProcessRequest_Condition interface {
+	isWaitProcessRequest_Condition()
+}
+
+type WaitProcessRequest_Log struct {
+	// A line of stdout or stderr matching this RE2 regular expression,
+	// among the lines already printed too.
+	Log string `protobuf:"bytes,3,opt,name=log,proto3,oneof"`
+}
+
+type WaitProcessRequest_Port struct {
+	Port *PortCondition `protobuf:"bytes,4,opt,name=port,proto3,oneof"`
+}
+
+type WaitProcessRequest_Exit struct {
+	// The process ends.
+	Exit bool `protobuf:"varint,5,opt,name=exit,proto3,oneof"`
+}
+
+func (*WaitProcessRequest_Log) isWaitProcessRequest_Condition() {}
+
+func (*WaitProcessRequest_Port) isWaitProcessRequest_Condition() {}
+
+func (*WaitProcessRequest_Exit) isWaitProcessRequest_Condition() {}
+
+type PortCondition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Port  int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	// "tcp" (default) or "http".
+	Mode string `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	// For http: path (default "/") and accepted status range (default 200-399).
+	Path          string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	StatusMin     int32  `protobuf:"varint,4,opt,name=status_min,json=statusMin,proto3" json:"status_min,omitempty"`
+	StatusMax     int32  `protobuf:"varint,5,opt,name=status_max,json=statusMax,proto3" json:"status_max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortCondition) Reset() {
+	*x = PortCondition{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortCondition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortCondition) ProtoMessage() {}
+
+func (x *PortCondition) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortCondition.ProtoReflect.Descriptor instead.
+func (*PortCondition) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PortCondition) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *PortCondition) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *PortCondition) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *PortCondition) GetStatusMin() int32 {
+	if x != nil {
+		return x.StatusMin
+	}
+	return 0
+}
+
+func (x *PortCondition) GetStatusMax() int32 {
+	if x != nil {
+		return x.StatusMax
+	}
+	return 0
+}
+
+type WaitProcessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The matching line, for a log condition.
+	Line          string       `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	Process       *ProcessInfo `protobuf:"bytes,2,opt,name=process,proto3" json:"process,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitProcessResponse) Reset() {
+	*x = WaitProcessResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitProcessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitProcessResponse) ProtoMessage() {}
+
+func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
+func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WaitProcessResponse) GetLine() string {
+	if x != nil {
+		return x.Line
+	}
+	return ""
+}
+
+func (x *WaitProcessResponse) GetProcess() *ProcessInfo {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
 type ExecRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
@@ -692,7 +1760,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +1772,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +1785,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{10}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecRequest) GetSandbox() string {
@@ -785,7 +1853,7 @@ type ExecEvent struct {
 
 func (x *ExecEvent) Reset() {
 	*x = ExecEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1865,7 @@ func (x *ExecEvent) String() string {
 func (*ExecEvent) ProtoMessage() {}
 
 func (x *ExecEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1878,7 @@ func (x *ExecEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecEvent.ProtoReflect.Descriptor instead.
 func (*ExecEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{11}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecEvent) GetEvent() isExecEvent_Event {
@@ -911,7 +1979,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1991,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +2004,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{12}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExecStarted) GetId() string {
@@ -966,7 +2034,7 @@ type ExecExit struct {
 
 func (x *ExecExit) Reset() {
 	*x = ExecExit{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +2046,7 @@ func (x *ExecExit) String() string {
 func (*ExecExit) ProtoMessage() {}
 
 func (x *ExecExit) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +2059,7 @@ func (x *ExecExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
 func (*ExecExit) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{13}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExecExit) GetCode() int32 {
@@ -1023,7 +2091,7 @@ type KeepAlive struct {
 
 func (x *KeepAlive) Reset() {
 	*x = KeepAlive{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +2103,7 @@ func (x *KeepAlive) String() string {
 func (*KeepAlive) ProtoMessage() {}
 
 func (x *KeepAlive) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +2116,7 @@ func (x *KeepAlive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlive.ProtoReflect.Descriptor instead.
 func (*KeepAlive) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{14}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
 }
 
 type WriteStdinRequest struct {
@@ -1064,7 +2132,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +2144,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +2157,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{15}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WriteStdinRequest) GetSandbox() string {
@@ -1128,7 +2196,7 @@ type WriteStdinResponse struct {
 
 func (x *WriteStdinResponse) Reset() {
 	*x = WriteStdinResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +2208,7 @@ func (x *WriteStdinResponse) String() string {
 func (*WriteStdinResponse) ProtoMessage() {}
 
 func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +2221,7 @@ func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinResponse.ProtoReflect.Descriptor instead.
 func (*WriteStdinResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
 }
 
 type SignalRequest struct {
@@ -1168,7 +2236,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +2248,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +2261,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SignalRequest) GetSandbox() string {
@@ -1225,7 +2293,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +2305,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +2318,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
 }
 
 type FileInfo struct {
@@ -1271,7 +2339,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +2351,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +2364,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FileInfo) GetName() string {
@@ -1358,7 +2426,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +2438,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +2451,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StatRequest) GetSandbox() string {
@@ -1411,7 +2479,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +2491,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +2504,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StatResponse) GetExists() bool {
@@ -1466,7 +2534,7 @@ type ListDirRequest struct {
 
 func (x *ListDirRequest) Reset() {
 	*x = ListDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +2546,7 @@ func (x *ListDirRequest) String() string {
 func (*ListDirRequest) ProtoMessage() {}
 
 func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +2559,7 @@ func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirRequest.ProtoReflect.Descriptor instead.
 func (*ListDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListDirRequest) GetSandbox() string {
@@ -1531,7 +2599,7 @@ type ListDirResponse struct {
 
 func (x *ListDirResponse) Reset() {
 	*x = ListDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +2611,7 @@ func (x *ListDirResponse) String() string {
 func (*ListDirResponse) ProtoMessage() {}
 
 func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +2624,7 @@ func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirResponse.ProtoReflect.Descriptor instead.
 func (*ListDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListDirResponse) GetEntries() []*FileInfo {
@@ -1579,7 +2647,7 @@ type MakeDirRequest struct {
 
 func (x *MakeDirRequest) Reset() {
 	*x = MakeDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +2659,7 @@ func (x *MakeDirRequest) String() string {
 func (*MakeDirRequest) ProtoMessage() {}
 
 func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +2672,7 @@ func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirRequest.ProtoReflect.Descriptor instead.
 func (*MakeDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MakeDirRequest) GetSandbox() string {
@@ -1643,7 +2711,7 @@ type MakeDirResponse struct {
 
 func (x *MakeDirResponse) Reset() {
 	*x = MakeDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +2723,7 @@ func (x *MakeDirResponse) String() string {
 func (*MakeDirResponse) ProtoMessage() {}
 
 func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +2736,7 @@ func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirResponse.ProtoReflect.Descriptor instead.
 func (*MakeDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
 }
 
 type RemoveRequest struct {
@@ -1682,7 +2750,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +2762,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +2775,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RemoveRequest) GetSandbox() string {
@@ -1739,7 +2807,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +2819,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +2832,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
 }
 
 type RenameRequest struct {
@@ -1780,7 +2848,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2860,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2873,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RenameRequest) GetSandbox() string {
@@ -1844,7 +2912,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2924,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2937,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
 }
 
 var File_hutch_v1_hutch_proto protoreflect.FileDescriptor
@@ -1911,7 +2979,82 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\tsandboxes\x18\x01 \x03(\v2\x11.hutch.v1.SandboxR\tsandboxes\"#\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x10\n" +
-	"\x0eDeleteResponse\"\x82\x02\n" +
+	"\x0eDeleteResponse\"\xad\x02\n" +
+	"\vProcessInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12/\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x17.hutch.v1.ProcessStatusR\x06status\x12\x12\n" +
+	"\x04argv\x18\x04 \x03(\tR\x04argv\x12\x10\n" +
+	"\x03cwd\x18\x05 \x01(\tR\x03cwd\x129\n" +
+	"\n" +
+	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x125\n" +
+	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x12\x1b\n" +
+	"\texit_code\x18\b \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06signal\x18\t \x01(\tR\x06signal\"\xed\x01\n" +
+	"\x13StartProcessRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04argv\x18\x03 \x03(\tR\x04argv\x12\x14\n" +
+	"\x05shell\x18\x04 \x01(\tR\x05shell\x12\x10\n" +
+	"\x03cwd\x18\x05 \x01(\tR\x03cwd\x128\n" +
+	"\x03env\x18\x06 \x03(\v2&.hutch.v1.StartProcessRequest.EnvEntryR\x03env\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\x14ListProcessesRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\"L\n" +
+	"\x15ListProcessesResponse\x123\n" +
+	"\tprocesses\x18\x01 \x03(\v2\x15.hutch.v1.ProcessInfoR\tprocesses\"6\n" +
+	"\n" +
+	"ProcessRef\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"q\n" +
+	"\x12KillProcessRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06signal\x18\x03 \x01(\tR\x06signal\x12\x19\n" +
+	"\bgrace_ms\x18\x04 \x01(\x03R\agraceMs\"3\n" +
+	"\x17KillAllProcessesRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\"2\n" +
+	"\x18KillAllProcessesResponse\x12\x16\n" +
+	"\x06killed\x18\x01 \x01(\x05R\x06killed\"\xbb\x01\n" +
+	"\x12ProcessLogsRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12#\n" +
+	"\rstdout_offset\x18\x04 \x01(\x03R\fstdoutOffset\x12#\n" +
+	"\rstderr_offset\x18\x05 \x01(\x03R\fstderrOffset\x12\x19\n" +
+	"\bfrom_now\x18\x06 \x01(\bR\afromNow\"\xd8\x01\n" +
+	"\x0fProcessLogEvent\x12,\n" +
+	"\x06stdout\x18\x01 \x01(\v2\x12.hutch.v1.LogChunkH\x00R\x06stdout\x12,\n" +
+	"\x06stderr\x18\x02 \x01(\v2\x12.hutch.v1.LogChunkH\x00R\x06stderr\x12+\n" +
+	"\x04exit\x18\x03 \x01(\v2\x15.hutch.v1.ProcessInfoH\x00R\x04exit\x123\n" +
+	"\tkeepalive\x18\x04 \x01(\v2\x13.hutch.v1.KeepAliveH\x00R\tkeepaliveB\a\n" +
+	"\x05event\"T\n" +
+	"\bLogChunk\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\xc3\x01\n" +
+	"\x12WaitProcessRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x03log\x18\x03 \x01(\tH\x00R\x03log\x12-\n" +
+	"\x04port\x18\x04 \x01(\v2\x17.hutch.v1.PortConditionH\x00R\x04port\x12\x14\n" +
+	"\x04exit\x18\x05 \x01(\bH\x00R\x04exit\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMsB\v\n" +
+	"\tcondition\"\x89\x01\n" +
+	"\rPortCondition\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1d\n" +
+	"\n" +
+	"status_min\x18\x04 \x01(\x05R\tstatusMin\x12\x1d\n" +
+	"\n" +
+	"status_max\x18\x05 \x01(\x05R\tstatusMax\"Z\n" +
+	"\x13WaitProcessResponse\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\x12/\n" +
+	"\aprocess\x18\x02 \x01(\v2\x15.hutch.v1.ProcessInfoR\aprocess\"\x82\x02\n" +
 	"\vExecRequest\x12\x18\n" +
 	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x12\n" +
 	"\x04argv\x18\x02 \x03(\tR\x04argv\x12\x14\n" +
@@ -1996,7 +3139,13 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\rSTATE_RUNNING\x10\x02\x12\x11\n" +
 	"\rSTATE_STOPPED\x10\x03\x12\x12\n" +
 	"\x0eSTATE_SLEEPING\x10\x04\x12\x10\n" +
-	"\fSTATE_FAILED\x10\x05*~\n" +
+	"\fSTATE_FAILED\x10\x05*\x9c\x01\n" +
+	"\rProcessStatus\x12\x1e\n" +
+	"\x1aPROCESS_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16PROCESS_STATUS_RUNNING\x10\x01\x12\x19\n" +
+	"\x15PROCESS_STATUS_EXITED\x10\x02\x12\x19\n" +
+	"\x15PROCESS_STATUS_KILLED\x10\x03\x12\x19\n" +
+	"\x15PROCESS_STATUS_FAILED\x10\x04*~\n" +
 	"\bFileType\x12\x19\n" +
 	"\x15FILE_TYPE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
@@ -2007,12 +3156,20 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\x06Create\x12\x17.hutch.v1.CreateRequest\x1a\x18.hutch.v1.CreateResponse\x122\n" +
 	"\x03Get\x12\x14.hutch.v1.GetRequest\x1a\x15.hutch.v1.GetResponse\x125\n" +
 	"\x04List\x12\x15.hutch.v1.ListRequest\x1a\x16.hutch.v1.ListResponse\x12;\n" +
-	"\x06Delete\x12\x17.hutch.v1.DeleteRequest\x1a\x18.hutch.v1.DeleteResponse2\xcc\x01\n" +
+	"\x06Delete\x12\x17.hutch.v1.DeleteRequest\x1a\x18.hutch.v1.DeleteResponse2\xd4\x05\n" +
 	"\x0eProcessService\x124\n" +
 	"\x04Exec\x12\x15.hutch.v1.ExecRequest\x1a\x13.hutch.v1.ExecEvent0\x01\x12G\n" +
 	"\n" +
 	"WriteStdin\x12\x1b.hutch.v1.WriteStdinRequest\x1a\x1c.hutch.v1.WriteStdinResponse\x12;\n" +
-	"\x06Signal\x12\x17.hutch.v1.SignalRequest\x1a\x18.hutch.v1.SignalResponse2\xbe\x02\n" +
+	"\x06Signal\x12\x17.hutch.v1.SignalRequest\x1a\x18.hutch.v1.SignalResponse\x12D\n" +
+	"\fStartProcess\x12\x1d.hutch.v1.StartProcessRequest\x1a\x15.hutch.v1.ProcessInfo\x12P\n" +
+	"\rListProcesses\x12\x1e.hutch.v1.ListProcessesRequest\x1a\x1f.hutch.v1.ListProcessesResponse\x129\n" +
+	"\n" +
+	"GetProcess\x12\x14.hutch.v1.ProcessRef\x1a\x15.hutch.v1.ProcessInfo\x12B\n" +
+	"\vKillProcess\x12\x1c.hutch.v1.KillProcessRequest\x1a\x15.hutch.v1.ProcessInfo\x12Y\n" +
+	"\x10KillAllProcesses\x12!.hutch.v1.KillAllProcessesRequest\x1a\".hutch.v1.KillAllProcessesResponse\x12H\n" +
+	"\vProcessLogs\x12\x1c.hutch.v1.ProcessLogsRequest\x1a\x19.hutch.v1.ProcessLogEvent0\x01\x12J\n" +
+	"\vWaitProcess\x12\x1c.hutch.v1.WaitProcessRequest\x1a\x1d.hutch.v1.WaitProcessResponse2\xbe\x02\n" +
 	"\vFileService\x125\n" +
 	"\x04Stat\x12\x15.hutch.v1.StatRequest\x1a\x16.hutch.v1.StatResponse\x12>\n" +
 	"\aListDir\x12\x18.hutch.v1.ListDirRequest\x1a\x19.hutch.v1.ListDirResponse\x12>\n" +
@@ -2032,89 +3189,130 @@ func file_hutch_v1_hutch_proto_rawDescGZIP() []byte {
 	return file_hutch_v1_hutch_proto_rawDescData
 }
 
-var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_hutch_v1_hutch_proto_goTypes = []any{
-	(State)(0),                    // 0: hutch.v1.State
-	(FileType)(0),                 // 1: hutch.v1.FileType
-	(*Limits)(nil),                // 2: hutch.v1.Limits
-	(*Sandbox)(nil),               // 3: hutch.v1.Sandbox
-	(*CreateRequest)(nil),         // 4: hutch.v1.CreateRequest
-	(*CreateResponse)(nil),        // 5: hutch.v1.CreateResponse
-	(*GetRequest)(nil),            // 6: hutch.v1.GetRequest
-	(*GetResponse)(nil),           // 7: hutch.v1.GetResponse
-	(*ListRequest)(nil),           // 8: hutch.v1.ListRequest
-	(*ListResponse)(nil),          // 9: hutch.v1.ListResponse
-	(*DeleteRequest)(nil),         // 10: hutch.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 11: hutch.v1.DeleteResponse
-	(*ExecRequest)(nil),           // 12: hutch.v1.ExecRequest
-	(*ExecEvent)(nil),             // 13: hutch.v1.ExecEvent
-	(*ExecStarted)(nil),           // 14: hutch.v1.ExecStarted
-	(*ExecExit)(nil),              // 15: hutch.v1.ExecExit
-	(*KeepAlive)(nil),             // 16: hutch.v1.KeepAlive
-	(*WriteStdinRequest)(nil),     // 17: hutch.v1.WriteStdinRequest
-	(*WriteStdinResponse)(nil),    // 18: hutch.v1.WriteStdinResponse
-	(*SignalRequest)(nil),         // 19: hutch.v1.SignalRequest
-	(*SignalResponse)(nil),        // 20: hutch.v1.SignalResponse
-	(*FileInfo)(nil),              // 21: hutch.v1.FileInfo
-	(*StatRequest)(nil),           // 22: hutch.v1.StatRequest
-	(*StatResponse)(nil),          // 23: hutch.v1.StatResponse
-	(*ListDirRequest)(nil),        // 24: hutch.v1.ListDirRequest
-	(*ListDirResponse)(nil),       // 25: hutch.v1.ListDirResponse
-	(*MakeDirRequest)(nil),        // 26: hutch.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),       // 27: hutch.v1.MakeDirResponse
-	(*RemoveRequest)(nil),         // 28: hutch.v1.RemoveRequest
-	(*RemoveResponse)(nil),        // 29: hutch.v1.RemoveResponse
-	(*RenameRequest)(nil),         // 30: hutch.v1.RenameRequest
-	(*RenameResponse)(nil),        // 31: hutch.v1.RenameResponse
-	nil,                           // 32: hutch.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(State)(0),                       // 0: hutch.v1.State
+	(ProcessStatus)(0),               // 1: hutch.v1.ProcessStatus
+	(FileType)(0),                    // 2: hutch.v1.FileType
+	(*Limits)(nil),                   // 3: hutch.v1.Limits
+	(*Sandbox)(nil),                  // 4: hutch.v1.Sandbox
+	(*CreateRequest)(nil),            // 5: hutch.v1.CreateRequest
+	(*CreateResponse)(nil),           // 6: hutch.v1.CreateResponse
+	(*GetRequest)(nil),               // 7: hutch.v1.GetRequest
+	(*GetResponse)(nil),              // 8: hutch.v1.GetResponse
+	(*ListRequest)(nil),              // 9: hutch.v1.ListRequest
+	(*ListResponse)(nil),             // 10: hutch.v1.ListResponse
+	(*DeleteRequest)(nil),            // 11: hutch.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 12: hutch.v1.DeleteResponse
+	(*ProcessInfo)(nil),              // 13: hutch.v1.ProcessInfo
+	(*StartProcessRequest)(nil),      // 14: hutch.v1.StartProcessRequest
+	(*ListProcessesRequest)(nil),     // 15: hutch.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),    // 16: hutch.v1.ListProcessesResponse
+	(*ProcessRef)(nil),               // 17: hutch.v1.ProcessRef
+	(*KillProcessRequest)(nil),       // 18: hutch.v1.KillProcessRequest
+	(*KillAllProcessesRequest)(nil),  // 19: hutch.v1.KillAllProcessesRequest
+	(*KillAllProcessesResponse)(nil), // 20: hutch.v1.KillAllProcessesResponse
+	(*ProcessLogsRequest)(nil),       // 21: hutch.v1.ProcessLogsRequest
+	(*ProcessLogEvent)(nil),          // 22: hutch.v1.ProcessLogEvent
+	(*LogChunk)(nil),                 // 23: hutch.v1.LogChunk
+	(*WaitProcessRequest)(nil),       // 24: hutch.v1.WaitProcessRequest
+	(*PortCondition)(nil),            // 25: hutch.v1.PortCondition
+	(*WaitProcessResponse)(nil),      // 26: hutch.v1.WaitProcessResponse
+	(*ExecRequest)(nil),              // 27: hutch.v1.ExecRequest
+	(*ExecEvent)(nil),                // 28: hutch.v1.ExecEvent
+	(*ExecStarted)(nil),              // 29: hutch.v1.ExecStarted
+	(*ExecExit)(nil),                 // 30: hutch.v1.ExecExit
+	(*KeepAlive)(nil),                // 31: hutch.v1.KeepAlive
+	(*WriteStdinRequest)(nil),        // 32: hutch.v1.WriteStdinRequest
+	(*WriteStdinResponse)(nil),       // 33: hutch.v1.WriteStdinResponse
+	(*SignalRequest)(nil),            // 34: hutch.v1.SignalRequest
+	(*SignalResponse)(nil),           // 35: hutch.v1.SignalResponse
+	(*FileInfo)(nil),                 // 36: hutch.v1.FileInfo
+	(*StatRequest)(nil),              // 37: hutch.v1.StatRequest
+	(*StatResponse)(nil),             // 38: hutch.v1.StatResponse
+	(*ListDirRequest)(nil),           // 39: hutch.v1.ListDirRequest
+	(*ListDirResponse)(nil),          // 40: hutch.v1.ListDirResponse
+	(*MakeDirRequest)(nil),           // 41: hutch.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),          // 42: hutch.v1.MakeDirResponse
+	(*RemoveRequest)(nil),            // 43: hutch.v1.RemoveRequest
+	(*RemoveResponse)(nil),           // 44: hutch.v1.RemoveResponse
+	(*RenameRequest)(nil),            // 45: hutch.v1.RenameRequest
+	(*RenameResponse)(nil),           // 46: hutch.v1.RenameResponse
+	nil,                              // 47: hutch.v1.StartProcessRequest.EnvEntry
+	nil,                              // 48: hutch.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),    // 49: google.protobuf.Timestamp
 }
 var file_hutch_v1_hutch_proto_depIdxs = []int32{
 	0,  // 0: hutch.v1.Sandbox.state:type_name -> hutch.v1.State
-	33, // 1: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	33, // 2: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
-	3,  // 4: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
-	3,  // 5: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
-	3,  // 6: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
-	32, // 7: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
-	14, // 8: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
-	15, // 9: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
-	16, // 10: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	1,  // 11: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
-	33, // 12: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	21, // 13: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
-	21, // 14: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
-	4,  // 15: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
-	6,  // 16: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
-	8,  // 17: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
-	10, // 18: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
-	12, // 19: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
-	17, // 20: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
-	19, // 21: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
-	22, // 22: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
-	24, // 23: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
-	26, // 24: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
-	28, // 25: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
-	30, // 26: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
-	5,  // 27: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
-	7,  // 28: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
-	9,  // 29: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
-	11, // 30: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
-	13, // 31: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
-	18, // 32: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
-	20, // 33: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
-	23, // 34: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
-	25, // 35: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
-	27, // 36: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
-	29, // 37: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
-	31, // 38: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
-	27, // [27:39] is the sub-list for method output_type
-	15, // [15:27] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	49, // 1: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	49, // 2: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	3,  // 3: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
+	4,  // 4: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
+	4,  // 5: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
+	4,  // 6: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
+	1,  // 7: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
+	49, // 8: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
+	49, // 9: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
+	47, // 10: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
+	13, // 11: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
+	23, // 12: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
+	23, // 13: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
+	13, // 14: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
+	31, // 15: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	25, // 16: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
+	13, // 17: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
+	48, // 18: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
+	29, // 19: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
+	30, // 20: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
+	31, // 21: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	2,  // 22: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
+	49, // 23: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	36, // 24: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
+	36, // 25: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
+	5,  // 26: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
+	7,  // 27: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
+	9,  // 28: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
+	11, // 29: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
+	27, // 30: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
+	32, // 31: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
+	34, // 32: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
+	14, // 33: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
+	15, // 34: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
+	17, // 35: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
+	18, // 36: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
+	19, // 37: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
+	21, // 38: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
+	24, // 39: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
+	37, // 40: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
+	39, // 41: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
+	41, // 42: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
+	43, // 43: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
+	45, // 44: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
+	6,  // 45: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
+	8,  // 46: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
+	10, // 47: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
+	12, // 48: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
+	28, // 49: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
+	33, // 50: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
+	35, // 51: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
+	13, // 52: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
+	16, // 53: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
+	13, // 54: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
+	13, // 55: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
+	20, // 56: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
+	22, // 57: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
+	26, // 58: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
+	38, // 59: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
+	40, // 60: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
+	42, // 61: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
+	44, // 62: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
+	46, // 63: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
+	45, // [45:64] is the sub-list for method output_type
+	26, // [26:45] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_hutch_v1_hutch_proto_init() }
@@ -2122,7 +3320,18 @@ func file_hutch_v1_hutch_proto_init() {
 	if File_hutch_v1_hutch_proto != nil {
 		return
 	}
-	file_hutch_v1_hutch_proto_msgTypes[11].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[19].OneofWrappers = []any{
+		(*ProcessLogEvent_Stdout)(nil),
+		(*ProcessLogEvent_Stderr)(nil),
+		(*ProcessLogEvent_Exit)(nil),
+		(*ProcessLogEvent_Keepalive)(nil),
+	}
+	file_hutch_v1_hutch_proto_msgTypes[21].OneofWrappers = []any{
+		(*WaitProcessRequest_Log)(nil),
+		(*WaitProcessRequest_Port)(nil),
+		(*WaitProcessRequest_Exit)(nil),
+	}
+	file_hutch_v1_hutch_proto_msgTypes[25].OneofWrappers = []any{
 		(*ExecEvent_Started)(nil),
 		(*ExecEvent_Stdout)(nil),
 		(*ExecEvent_Stderr)(nil),
@@ -2134,8 +3343,8 @@ func file_hutch_v1_hutch_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_hutch_proto_rawDesc), len(file_hutch_v1_hutch_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   31,
+			NumEnums:      3,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

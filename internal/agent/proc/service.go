@@ -1,6 +1,7 @@
 // Package proc runs commands inside the sandbox for the agent: exec with
-// streamed output, stdin, signals, timeouts and whole-tree kills, with every
-// process a child of the agent.
+// streamed output, stdin, signals, timeouts and whole-tree kills, and
+// background processes with kept output, with every process a child of the
+// agent.
 package proc
 
 import (
@@ -42,6 +43,8 @@ type Service struct {
 	workdir string
 	bufs    *sync.Pool // *[]byte of readChunk bytes, for reading output
 
+	procs *registry // background processes
+
 	mu    sync.Mutex
 	execs map[string]*execution
 }
@@ -52,7 +55,7 @@ var _ hutchv1connect.ProcessServiceHandler = (*Service)(nil)
 // (KEY=VALUE) under the request's own env.
 func New(log *slog.Logger, reaper *Reaper, baseEnv []string, workdir string) *Service {
 	bufs := &sync.Pool{New: func() any { b := make([]byte, envelope.OutputHeadroom+readChunk); return &b }}
-	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, execs: make(map[string]*execution)}
+	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, procs: newRegistry(), execs: make(map[string]*execution)}
 }
 
 type execution struct {
@@ -68,29 +71,10 @@ func (s *Service) Exec(ctx context.Context, req *connect.Request[hutchv1.ExecReq
 }
 
 func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream sink) error {
-	argv, err := commandLine(r)
+	path, argv, env, cwd, err := s.prepare(r)
 	if err != nil {
 		return err
 	}
-	base := s.baseEnv
-	if h, err := os.Hostname(); err == nil {
-		base = append(base[:len(base):len(base)], "HOSTNAME="+h)
-	}
-	env := mergeEnv(base, r.Env)
-	cwd := r.Cwd
-	if cwd == "" {
-		cwd = s.workdir
-	} else if !filepath.IsAbs(cwd) {
-		cwd = filepath.Join(s.workdir, cwd)
-	}
-	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
-		return fmt.Errorf("cwd %q: no such directory: %w", cwd, errdefs.ErrNotFound)
-	}
-	path, err := lookPath(argv[0], env, cwd)
-	if err != nil {
-		return err
-	}
-
 	p, err := s.start(path, argv, env, cwd, r.Stdin)
 	if err != nil {
 		return err

@@ -57,6 +57,27 @@ const (
 	ProcessServiceWriteStdinProcedure = "/hutch.v1.ProcessService/WriteStdin"
 	// ProcessServiceSignalProcedure is the fully-qualified name of the ProcessService's Signal RPC.
 	ProcessServiceSignalProcedure = "/hutch.v1.ProcessService/Signal"
+	// ProcessServiceStartProcessProcedure is the fully-qualified name of the ProcessService's
+	// StartProcess RPC.
+	ProcessServiceStartProcessProcedure = "/hutch.v1.ProcessService/StartProcess"
+	// ProcessServiceListProcessesProcedure is the fully-qualified name of the ProcessService's
+	// ListProcesses RPC.
+	ProcessServiceListProcessesProcedure = "/hutch.v1.ProcessService/ListProcesses"
+	// ProcessServiceGetProcessProcedure is the fully-qualified name of the ProcessService's GetProcess
+	// RPC.
+	ProcessServiceGetProcessProcedure = "/hutch.v1.ProcessService/GetProcess"
+	// ProcessServiceKillProcessProcedure is the fully-qualified name of the ProcessService's
+	// KillProcess RPC.
+	ProcessServiceKillProcessProcedure = "/hutch.v1.ProcessService/KillProcess"
+	// ProcessServiceKillAllProcessesProcedure is the fully-qualified name of the ProcessService's
+	// KillAllProcesses RPC.
+	ProcessServiceKillAllProcessesProcedure = "/hutch.v1.ProcessService/KillAllProcesses"
+	// ProcessServiceProcessLogsProcedure is the fully-qualified name of the ProcessService's
+	// ProcessLogs RPC.
+	ProcessServiceProcessLogsProcedure = "/hutch.v1.ProcessService/ProcessLogs"
+	// ProcessServiceWaitProcessProcedure is the fully-qualified name of the ProcessService's
+	// WaitProcess RPC.
+	ProcessServiceWaitProcessProcedure = "/hutch.v1.ProcessService/WaitProcess"
 	// FileServiceStatProcedure is the fully-qualified name of the FileService's Stat RPC.
 	FileServiceStatProcedure = "/hutch.v1.FileService/Stat"
 	// FileServiceListDirProcedure is the fully-qualified name of the FileService's ListDir RPC.
@@ -234,6 +255,22 @@ type ProcessServiceClient interface {
 	WriteStdin(context.Context, *connect.Request[v1.WriteStdinRequest]) (*connect.Response[v1.WriteStdinResponse], error)
 	// Signal sends a signal to the process group of a running exec.
 	Signal(context.Context, *connect.Request[v1.SignalRequest]) (*connect.Response[v1.SignalResponse], error)
+	// Background processes: started, then watched, waited on and killed by id.
+	StartProcess(context.Context, *connect.Request[v1.StartProcessRequest]) (*connect.Response[v1.ProcessInfo], error)
+	ListProcesses(context.Context, *connect.Request[v1.ListProcessesRequest]) (*connect.Response[v1.ListProcessesResponse], error)
+	GetProcess(context.Context, *connect.Request[v1.ProcessRef]) (*connect.Response[v1.ProcessInfo], error)
+	// KillProcess signals the process's whole tree (default SIGTERM, then
+	// SIGKILL after the grace period) and returns once it is gone.
+	KillProcess(context.Context, *connect.Request[v1.KillProcessRequest]) (*connect.Response[v1.ProcessInfo], error)
+	KillAllProcesses(context.Context, *connect.Request[v1.KillAllProcessesRequest]) (*connect.Response[v1.KillAllProcessesResponse], error)
+	// ProcessLogs streams a process's output: what is kept from the given
+	// offsets on, then, with follow, live output until the process ends. It
+	// ends with an exit event once the process has ended.
+	ProcessLogs(context.Context, *connect.Request[v1.ProcessLogsRequest]) (*connect.ServerStreamForClient[v1.ProcessLogEvent], error)
+	// WaitProcess blocks until the condition holds, the process ends first
+	// (failed_precondition, with its exit status and last output), or the
+	// timeout passes (deadline_exceeded).
+	WaitProcess(context.Context, *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error)
 }
 
 // NewProcessServiceClient constructs a client for the hutch.v1.ProcessService service. By default,
@@ -265,14 +302,63 @@ func NewProcessServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(processServiceMethods.ByName("Signal")),
 			connect.WithClientOptions(opts...),
 		),
+		startProcess: connect.NewClient[v1.StartProcessRequest, v1.ProcessInfo](
+			httpClient,
+			baseURL+ProcessServiceStartProcessProcedure,
+			connect.WithSchema(processServiceMethods.ByName("StartProcess")),
+			connect.WithClientOptions(opts...),
+		),
+		listProcesses: connect.NewClient[v1.ListProcessesRequest, v1.ListProcessesResponse](
+			httpClient,
+			baseURL+ProcessServiceListProcessesProcedure,
+			connect.WithSchema(processServiceMethods.ByName("ListProcesses")),
+			connect.WithClientOptions(opts...),
+		),
+		getProcess: connect.NewClient[v1.ProcessRef, v1.ProcessInfo](
+			httpClient,
+			baseURL+ProcessServiceGetProcessProcedure,
+			connect.WithSchema(processServiceMethods.ByName("GetProcess")),
+			connect.WithClientOptions(opts...),
+		),
+		killProcess: connect.NewClient[v1.KillProcessRequest, v1.ProcessInfo](
+			httpClient,
+			baseURL+ProcessServiceKillProcessProcedure,
+			connect.WithSchema(processServiceMethods.ByName("KillProcess")),
+			connect.WithClientOptions(opts...),
+		),
+		killAllProcesses: connect.NewClient[v1.KillAllProcessesRequest, v1.KillAllProcessesResponse](
+			httpClient,
+			baseURL+ProcessServiceKillAllProcessesProcedure,
+			connect.WithSchema(processServiceMethods.ByName("KillAllProcesses")),
+			connect.WithClientOptions(opts...),
+		),
+		processLogs: connect.NewClient[v1.ProcessLogsRequest, v1.ProcessLogEvent](
+			httpClient,
+			baseURL+ProcessServiceProcessLogsProcedure,
+			connect.WithSchema(processServiceMethods.ByName("ProcessLogs")),
+			connect.WithClientOptions(opts...),
+		),
+		waitProcess: connect.NewClient[v1.WaitProcessRequest, v1.WaitProcessResponse](
+			httpClient,
+			baseURL+ProcessServiceWaitProcessProcedure,
+			connect.WithSchema(processServiceMethods.ByName("WaitProcess")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // processServiceClient implements ProcessServiceClient.
 type processServiceClient struct {
-	exec       *connect.Client[v1.ExecRequest, v1.ExecEvent]
-	writeStdin *connect.Client[v1.WriteStdinRequest, v1.WriteStdinResponse]
-	signal     *connect.Client[v1.SignalRequest, v1.SignalResponse]
+	exec             *connect.Client[v1.ExecRequest, v1.ExecEvent]
+	writeStdin       *connect.Client[v1.WriteStdinRequest, v1.WriteStdinResponse]
+	signal           *connect.Client[v1.SignalRequest, v1.SignalResponse]
+	startProcess     *connect.Client[v1.StartProcessRequest, v1.ProcessInfo]
+	listProcesses    *connect.Client[v1.ListProcessesRequest, v1.ListProcessesResponse]
+	getProcess       *connect.Client[v1.ProcessRef, v1.ProcessInfo]
+	killProcess      *connect.Client[v1.KillProcessRequest, v1.ProcessInfo]
+	killAllProcesses *connect.Client[v1.KillAllProcessesRequest, v1.KillAllProcessesResponse]
+	processLogs      *connect.Client[v1.ProcessLogsRequest, v1.ProcessLogEvent]
+	waitProcess      *connect.Client[v1.WaitProcessRequest, v1.WaitProcessResponse]
 }
 
 // Exec calls hutch.v1.ProcessService.Exec.
@@ -290,6 +376,41 @@ func (c *processServiceClient) Signal(ctx context.Context, req *connect.Request[
 	return c.signal.CallUnary(ctx, req)
 }
 
+// StartProcess calls hutch.v1.ProcessService.StartProcess.
+func (c *processServiceClient) StartProcess(ctx context.Context, req *connect.Request[v1.StartProcessRequest]) (*connect.Response[v1.ProcessInfo], error) {
+	return c.startProcess.CallUnary(ctx, req)
+}
+
+// ListProcesses calls hutch.v1.ProcessService.ListProcesses.
+func (c *processServiceClient) ListProcesses(ctx context.Context, req *connect.Request[v1.ListProcessesRequest]) (*connect.Response[v1.ListProcessesResponse], error) {
+	return c.listProcesses.CallUnary(ctx, req)
+}
+
+// GetProcess calls hutch.v1.ProcessService.GetProcess.
+func (c *processServiceClient) GetProcess(ctx context.Context, req *connect.Request[v1.ProcessRef]) (*connect.Response[v1.ProcessInfo], error) {
+	return c.getProcess.CallUnary(ctx, req)
+}
+
+// KillProcess calls hutch.v1.ProcessService.KillProcess.
+func (c *processServiceClient) KillProcess(ctx context.Context, req *connect.Request[v1.KillProcessRequest]) (*connect.Response[v1.ProcessInfo], error) {
+	return c.killProcess.CallUnary(ctx, req)
+}
+
+// KillAllProcesses calls hutch.v1.ProcessService.KillAllProcesses.
+func (c *processServiceClient) KillAllProcesses(ctx context.Context, req *connect.Request[v1.KillAllProcessesRequest]) (*connect.Response[v1.KillAllProcessesResponse], error) {
+	return c.killAllProcesses.CallUnary(ctx, req)
+}
+
+// ProcessLogs calls hutch.v1.ProcessService.ProcessLogs.
+func (c *processServiceClient) ProcessLogs(ctx context.Context, req *connect.Request[v1.ProcessLogsRequest]) (*connect.ServerStreamForClient[v1.ProcessLogEvent], error) {
+	return c.processLogs.CallServerStream(ctx, req)
+}
+
+// WaitProcess calls hutch.v1.ProcessService.WaitProcess.
+func (c *processServiceClient) WaitProcess(ctx context.Context, req *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error) {
+	return c.waitProcess.CallUnary(ctx, req)
+}
+
 // ProcessServiceHandler is an implementation of the hutch.v1.ProcessService service.
 type ProcessServiceHandler interface {
 	// Exec runs a command to completion, streaming its output. The stream ends
@@ -301,6 +422,22 @@ type ProcessServiceHandler interface {
 	WriteStdin(context.Context, *connect.Request[v1.WriteStdinRequest]) (*connect.Response[v1.WriteStdinResponse], error)
 	// Signal sends a signal to the process group of a running exec.
 	Signal(context.Context, *connect.Request[v1.SignalRequest]) (*connect.Response[v1.SignalResponse], error)
+	// Background processes: started, then watched, waited on and killed by id.
+	StartProcess(context.Context, *connect.Request[v1.StartProcessRequest]) (*connect.Response[v1.ProcessInfo], error)
+	ListProcesses(context.Context, *connect.Request[v1.ListProcessesRequest]) (*connect.Response[v1.ListProcessesResponse], error)
+	GetProcess(context.Context, *connect.Request[v1.ProcessRef]) (*connect.Response[v1.ProcessInfo], error)
+	// KillProcess signals the process's whole tree (default SIGTERM, then
+	// SIGKILL after the grace period) and returns once it is gone.
+	KillProcess(context.Context, *connect.Request[v1.KillProcessRequest]) (*connect.Response[v1.ProcessInfo], error)
+	KillAllProcesses(context.Context, *connect.Request[v1.KillAllProcessesRequest]) (*connect.Response[v1.KillAllProcessesResponse], error)
+	// ProcessLogs streams a process's output: what is kept from the given
+	// offsets on, then, with follow, live output until the process ends. It
+	// ends with an exit event once the process has ended.
+	ProcessLogs(context.Context, *connect.Request[v1.ProcessLogsRequest], *connect.ServerStream[v1.ProcessLogEvent]) error
+	// WaitProcess blocks until the condition holds, the process ends first
+	// (failed_precondition, with its exit status and last output), or the
+	// timeout passes (deadline_exceeded).
+	WaitProcess(context.Context, *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error)
 }
 
 // NewProcessServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -328,6 +465,48 @@ func NewProcessServiceHandler(svc ProcessServiceHandler, opts ...connect.Handler
 		connect.WithSchema(processServiceMethods.ByName("Signal")),
 		connect.WithHandlerOptions(opts...),
 	)
+	processServiceStartProcessHandler := connect.NewUnaryHandler(
+		ProcessServiceStartProcessProcedure,
+		svc.StartProcess,
+		connect.WithSchema(processServiceMethods.ByName("StartProcess")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceListProcessesHandler := connect.NewUnaryHandler(
+		ProcessServiceListProcessesProcedure,
+		svc.ListProcesses,
+		connect.WithSchema(processServiceMethods.ByName("ListProcesses")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceGetProcessHandler := connect.NewUnaryHandler(
+		ProcessServiceGetProcessProcedure,
+		svc.GetProcess,
+		connect.WithSchema(processServiceMethods.ByName("GetProcess")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceKillProcessHandler := connect.NewUnaryHandler(
+		ProcessServiceKillProcessProcedure,
+		svc.KillProcess,
+		connect.WithSchema(processServiceMethods.ByName("KillProcess")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceKillAllProcessesHandler := connect.NewUnaryHandler(
+		ProcessServiceKillAllProcessesProcedure,
+		svc.KillAllProcesses,
+		connect.WithSchema(processServiceMethods.ByName("KillAllProcesses")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceProcessLogsHandler := connect.NewServerStreamHandler(
+		ProcessServiceProcessLogsProcedure,
+		svc.ProcessLogs,
+		connect.WithSchema(processServiceMethods.ByName("ProcessLogs")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceWaitProcessHandler := connect.NewUnaryHandler(
+		ProcessServiceWaitProcessProcedure,
+		svc.WaitProcess,
+		connect.WithSchema(processServiceMethods.ByName("WaitProcess")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hutch.v1.ProcessService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProcessServiceExecProcedure:
@@ -336,6 +515,20 @@ func NewProcessServiceHandler(svc ProcessServiceHandler, opts ...connect.Handler
 			processServiceWriteStdinHandler.ServeHTTP(w, r)
 		case ProcessServiceSignalProcedure:
 			processServiceSignalHandler.ServeHTTP(w, r)
+		case ProcessServiceStartProcessProcedure:
+			processServiceStartProcessHandler.ServeHTTP(w, r)
+		case ProcessServiceListProcessesProcedure:
+			processServiceListProcessesHandler.ServeHTTP(w, r)
+		case ProcessServiceGetProcessProcedure:
+			processServiceGetProcessHandler.ServeHTTP(w, r)
+		case ProcessServiceKillProcessProcedure:
+			processServiceKillProcessHandler.ServeHTTP(w, r)
+		case ProcessServiceKillAllProcessesProcedure:
+			processServiceKillAllProcessesHandler.ServeHTTP(w, r)
+		case ProcessServiceProcessLogsProcedure:
+			processServiceProcessLogsHandler.ServeHTTP(w, r)
+		case ProcessServiceWaitProcessProcedure:
+			processServiceWaitProcessHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -355,6 +548,34 @@ func (UnimplementedProcessServiceHandler) WriteStdin(context.Context, *connect.R
 
 func (UnimplementedProcessServiceHandler) Signal(context.Context, *connect.Request[v1.SignalRequest]) (*connect.Response[v1.SignalResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.Signal is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) StartProcess(context.Context, *connect.Request[v1.StartProcessRequest]) (*connect.Response[v1.ProcessInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.StartProcess is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) ListProcesses(context.Context, *connect.Request[v1.ListProcessesRequest]) (*connect.Response[v1.ListProcessesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.ListProcesses is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) GetProcess(context.Context, *connect.Request[v1.ProcessRef]) (*connect.Response[v1.ProcessInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.GetProcess is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) KillProcess(context.Context, *connect.Request[v1.KillProcessRequest]) (*connect.Response[v1.ProcessInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.KillProcess is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) KillAllProcesses(context.Context, *connect.Request[v1.KillAllProcessesRequest]) (*connect.Response[v1.KillAllProcessesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.KillAllProcesses is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) ProcessLogs(context.Context, *connect.Request[v1.ProcessLogsRequest], *connect.ServerStream[v1.ProcessLogEvent]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.ProcessLogs is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) WaitProcess(context.Context, *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.WaitProcess is not implemented"))
 }
 
 // FileServiceClient is a client for the hutch.v1.FileService service.
