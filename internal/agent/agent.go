@@ -22,6 +22,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agent/files"
 	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agent/tunnel"
 )
 
 // Options configure an agent.
@@ -66,6 +67,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
 	mux.Handle("/v1/files", fs.ContentHandler())
+	mux.Handle(tunnel.Path, tunnel.Handler{Host: "127.0.0.1", Log: log})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}

@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/agent/tunnel"
 )
 
 // BaseURL is the URL prefix for requests to the agent; the host is ignored.
@@ -119,4 +120,13 @@ func (c *Conn) Ping(ctx context.Context) error {
 // opposed to an error the agent returned).
 func Broken(err error) bool {
 	return connect.CodeOf(err) == connect.CodeUnavailable
+}
+
+// DialTunnel opens a byte stream to port inside the sandbox, through the
+// agent (see package tunnel).
+func (c *Conn) DialTunnel(ctx context.Context, port int) (net.Conn, error) {
+	return tunnel.Dial(ctx, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", c.socket)
+	}, port)
 }

@@ -46,3 +46,31 @@ func (h *sandboxes) Delete(ctx context.Context, req *connect.Request[hutchv1.Del
 	}
 	return connect.NewResponse(&hutchv1.DeleteResponse{}), nil
 }
+
+func (h *sandboxes) ExposePort(ctx context.Context, req *connect.Request[hutchv1.ExposePortRequest]) (*connect.Response[hutchv1.ExposedPort], error) {
+	port := int(req.Msg.Port)
+	tok, err := h.s.sb.Expose(ctx, req.Msg.Name, port)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&hutchv1.ExposedPort{Port: int32(port), Url: h.s.previewURL(req.Msg.Name, port, tok)}), nil
+}
+
+func (h *sandboxes) UnexposePort(_ context.Context, req *connect.Request[hutchv1.UnexposePortRequest]) (*connect.Response[hutchv1.UnexposePortResponse], error) {
+	if err := h.s.sb.Unexpose(req.Msg.Name, int(req.Msg.Port)); err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&hutchv1.UnexposePortResponse{}), nil
+}
+
+func (h *sandboxes) ListExposedPorts(_ context.Context, req *connect.Request[hutchv1.ListExposedPortsRequest]) (*connect.Response[hutchv1.ListExposedPortsResponse], error) {
+	ports, tokens, err := h.s.sb.Exposed(req.Msg.Name)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	out := &hutchv1.ListExposedPortsResponse{}
+	for _, p := range ports {
+		out.Ports = append(out.Ports, &hutchv1.ExposedPort{Port: int32(p), Url: h.s.previewURL(req.Msg.Name, p, tokens[p])})
+	}
+	return connect.NewResponse(out), nil
+}

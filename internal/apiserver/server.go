@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/preview"
 )
 
 // MaxMessageBytes bounds one unary request message.
@@ -29,21 +32,40 @@ type Sandboxes interface {
 	Get(name string) (manager.Record, error)
 	List() []manager.Record
 	Delete(ctx context.Context, name string) error
+	Expose(ctx context.Context, name string, port int) (string, error)
+	Unexpose(name string, port int) error
+	Exposed(name string) ([]int, map[int]string, error)
+	Preview(name string, port int, token string) bool
 }
 
 var _ Sandboxes = (*manager.Manager)(nil)
 
-// Server is the API's http.Handler.
-type Server struct {
-	sb   Sandboxes
-	keys []string
-	mux  *http.ServeMux
+// Config shapes the API.
+type Config struct {
+	// Keys, when set, are required ("Authorization: Bearer KEY") on every
+	// request but /healthz and preview URLs, which carry their own token.
+	Keys []string
+	// PreviewDomain and PreviewPort make preview URLs:
+	// http://{port}-{name}-{token}.{PreviewDomain}:{PreviewPort}/.
+	PreviewDomain string
+	PreviewPort   string
 }
 
-// New returns the API handler. With keys, every request but /healthz must
-// carry "Authorization: Bearer KEY" with one of them.
-func New(sb Sandboxes, keys []string) *Server {
-	s := &Server{sb: sb, keys: keys, mux: http.NewServeMux()}
+// Server is the API's http.Handler.
+type Server struct {
+	sb      Sandboxes
+	keys    []string
+	cfg     Config
+	mux     *http.ServeMux
+	preview *preview.Router
+}
+
+// New returns the API handler.
+func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
+	if cfg.PreviewDomain == "" {
+		cfg.PreviewDomain = "localhost"
+	}
+	s := &Server{sb: sb, keys: cfg.Keys, cfg: cfg, mux: http.NewServeMux(), preview: preview.New(sb, cfg.PreviewDomain, log)}
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(MaxMessageBytes),
 		connect.WithCompressMinBytes(64 << 10),
@@ -60,7 +82,22 @@ func New(sb Sandboxes, keys []string) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, _, _, ok := s.preview.Match(r.Host); ok {
+		s.preview.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// previewURL is the public URL of an exposed port.
+func (s *Server) previewURL(name string, port int, token string) string {
+	host := fmt.Sprintf("%d-%s-%s.%s", port, name, token, s.cfg.PreviewDomain)
+	if s.cfg.PreviewPort != "" && s.cfg.PreviewPort != "80" {
+		host += ":" + s.cfg.PreviewPort
+	}
+	return "http://" + host + "/"
+}
 
 const unauthenticatedMsg = "missing or wrong API key: set HUTCH_TOKEN"
 

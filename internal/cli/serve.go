@@ -40,6 +40,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.CacheDir, "cache", "/var/cache/hutch", "directory for images and layers (shared by daemons)")
 	f.StringVar(&cfg.AgentBinary, "agent", "", "path of hutch-agent (default: next to hutch)")
 	f.StringSliceVar(&keys, "api-key", nil, "API key clients must send (repeatable; also HUTCH_API_KEYS, comma-separated)")
+	f.StringVar(&cfg.PreviewDomain, "preview-domain", "localhost", "domain of preview URLs (needs wildcard DNS to this host unless it is localhost)")
 	f.IntVar(&cfg.WarmPool, "warm", 2, "sandboxes of the default image kept running, ready to be named (0 disables)")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	return cmd

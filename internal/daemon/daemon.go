@@ -33,6 +33,9 @@ type Config struct {
 	APIKeys     []string // required on non-loopback addresses
 	AgentBinary string   // default: hutch-agent next to this executable
 	WarmPool    int      // sandboxes of the default image kept ready to hand out
+	// PreviewDomain is the domain of preview URLs ({port}-{name}-{token}.DOMAIN);
+	// "localhost" by default, which browsers resolve to this machine.
+	PreviewDomain string
 	// Progress receives image build progress; Ready is called with the
 	// address once the daemon accepts work.
 	Progress io.Writer
@@ -85,8 +88,9 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer m.Close()
 
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	srv := &http.Server{
-		Handler:           apiserver.New(m, cfg.APIKeys),
+		Handler:           apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port}, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         new(http.Protocols),

@@ -35,6 +35,8 @@ type Record struct {
 	// never changes the base of an existing sandbox.
 	Lowers []string `json:"lowers"`
 	Env    []string `json:"env"`
+	// Ports exposed as preview URLs, with their tokens.
+	Ports map[int]string `json:"ports,omitempty"`
 }
 
 // Rootfs is a resolved image.

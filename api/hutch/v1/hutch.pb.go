@@ -195,6 +195,286 @@ func (FileType) EnumDescriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{2}
 }
 
+type ExposedPort struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExposedPort) Reset() {
+	*x = ExposedPort{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExposedPort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExposedPort) ProtoMessage() {}
+
+func (x *ExposedPort) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExposedPort.ProtoReflect.Descriptor instead.
+func (*ExposedPort) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ExposedPort) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *ExposedPort) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type ExposePortRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Port          int32                  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExposePortRequest) Reset() {
+	*x = ExposePortRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExposePortRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExposePortRequest) ProtoMessage() {}
+
+func (x *ExposePortRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExposePortRequest.ProtoReflect.Descriptor instead.
+func (*ExposePortRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExposePortRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExposePortRequest) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type UnexposePortRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Port          int32                  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnexposePortRequest) Reset() {
+	*x = UnexposePortRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnexposePortRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnexposePortRequest) ProtoMessage() {}
+
+func (x *UnexposePortRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnexposePortRequest.ProtoReflect.Descriptor instead.
+func (*UnexposePortRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UnexposePortRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UnexposePortRequest) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type UnexposePortResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnexposePortResponse) Reset() {
+	*x = UnexposePortResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnexposePortResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnexposePortResponse) ProtoMessage() {}
+
+func (x *UnexposePortResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnexposePortResponse.ProtoReflect.Descriptor instead.
+func (*UnexposePortResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{3}
+}
+
+type ListExposedPortsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExposedPortsRequest) Reset() {
+	*x = ListExposedPortsRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExposedPortsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExposedPortsRequest) ProtoMessage() {}
+
+func (x *ListExposedPortsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExposedPortsRequest.ProtoReflect.Descriptor instead.
+func (*ListExposedPortsRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListExposedPortsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListExposedPortsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ports         []*ExposedPort         `protobuf:"bytes,1,rep,name=ports,proto3" json:"ports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExposedPortsResponse) Reset() {
+	*x = ListExposedPortsResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExposedPortsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExposedPortsResponse) ProtoMessage() {}
+
+func (x *ListExposedPortsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExposedPortsResponse.ProtoReflect.Descriptor instead.
+func (*ListExposedPortsResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListExposedPortsResponse) GetPorts() []*ExposedPort {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
 type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// CPU in millicores (1000 = one CPU).
@@ -207,7 +487,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[0]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +499,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[0]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +512,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{0}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Limits) GetCpuMillis() int64 {
@@ -274,7 +554,7 @@ type Sandbox struct {
 
 func (x *Sandbox) Reset() {
 	*x = Sandbox{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[1]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +566,7 @@ func (x *Sandbox) String() string {
 func (*Sandbox) ProtoMessage() {}
 
 func (x *Sandbox) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[1]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +579,7 @@ func (x *Sandbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sandbox.ProtoReflect.Descriptor instead.
 func (*Sandbox) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{1}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Sandbox) GetName() string {
@@ -378,7 +658,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[2]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +670,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[2]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +683,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{2}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRequest) GetName() string {
@@ -438,7 +718,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[3]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +730,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[3]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +743,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{3}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateResponse) GetSandbox() *Sandbox {
@@ -489,7 +769,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[4]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +781,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[4]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +794,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{4}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRequest) GetName() string {
@@ -533,7 +813,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[5]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +825,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[5]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +838,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{5}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetResponse) GetSandbox() *Sandbox {
@@ -576,7 +856,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[6]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +868,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[6]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +881,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{6}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{12}
 }
 
 type ListResponse struct {
@@ -613,7 +893,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[7]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +905,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[7]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +918,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{7}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListResponse) GetSandboxes() []*Sandbox {
@@ -657,7 +937,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[8]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +949,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[8]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +962,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{8}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteRequest) GetName() string {
@@ -700,7 +980,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[9]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +992,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[9]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +1005,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{9}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{15}
 }
 
 type ProcessInfo struct {
@@ -746,7 +1026,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1038,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[10]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1051,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{10}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -852,7 +1132,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1144,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[11]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1157,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{11}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartProcessRequest) GetSandbox() string {
@@ -931,7 +1211,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1223,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[12]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1236,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{12}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListProcessesRequest) GetSandbox() string {
@@ -975,7 +1255,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1267,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[13]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1280,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{13}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -1020,7 +1300,7 @@ type ProcessRef struct {
 
 func (x *ProcessRef) Reset() {
 	*x = ProcessRef{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1312,7 @@ func (x *ProcessRef) String() string {
 func (*ProcessRef) ProtoMessage() {}
 
 func (x *ProcessRef) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[14]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1325,7 @@ func (x *ProcessRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRef.ProtoReflect.Descriptor instead.
 func (*ProcessRef) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{14}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessRef) GetSandbox() string {
@@ -1076,7 +1356,7 @@ type KillProcessRequest struct {
 
 func (x *KillProcessRequest) Reset() {
 	*x = KillProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1368,7 @@ func (x *KillProcessRequest) String() string {
 func (*KillProcessRequest) ProtoMessage() {}
 
 func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[15]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1381,7 @@ func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillProcessRequest.ProtoReflect.Descriptor instead.
 func (*KillProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{15}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KillProcessRequest) GetSandbox() string {
@@ -1141,7 +1421,7 @@ type KillAllProcessesRequest struct {
 
 func (x *KillAllProcessesRequest) Reset() {
 	*x = KillAllProcessesRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1433,7 @@ func (x *KillAllProcessesRequest) String() string {
 func (*KillAllProcessesRequest) ProtoMessage() {}
 
 func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1446,7 @@ func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillAllProcessesRequest.ProtoReflect.Descriptor instead.
 func (*KillAllProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KillAllProcessesRequest) GetSandbox() string {
@@ -1185,7 +1465,7 @@ type KillAllProcessesResponse struct {
 
 func (x *KillAllProcessesResponse) Reset() {
 	*x = KillAllProcessesResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1477,7 @@ func (x *KillAllProcessesResponse) String() string {
 func (*KillAllProcessesResponse) ProtoMessage() {}
 
 func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1490,7 @@ func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillAllProcessesResponse.ProtoReflect.Descriptor instead.
 func (*KillAllProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KillAllProcessesResponse) GetKilled() int32 {
@@ -1237,7 +1517,7 @@ type ProcessLogsRequest struct {
 
 func (x *ProcessLogsRequest) Reset() {
 	*x = ProcessLogsRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1529,7 @@ func (x *ProcessLogsRequest) String() string {
 func (*ProcessLogsRequest) ProtoMessage() {}
 
 func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1542,7 @@ func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLogsRequest.ProtoReflect.Descriptor instead.
 func (*ProcessLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProcessLogsRequest) GetSandbox() string {
@@ -1322,7 +1602,7 @@ type ProcessLogEvent struct {
 
 func (x *ProcessLogEvent) Reset() {
 	*x = ProcessLogEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1614,7 @@ func (x *ProcessLogEvent) String() string {
 func (*ProcessLogEvent) ProtoMessage() {}
 
 func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1627,7 @@ func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLogEvent.ProtoReflect.Descriptor instead.
 func (*ProcessLogEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ProcessLogEvent) GetEvent() isProcessLogEvent_Event {
@@ -1435,7 +1715,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1727,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1740,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LogChunk) GetOffset() int64 {
@@ -1502,7 +1782,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1794,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1807,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WaitProcessRequest) GetSandbox() string {
@@ -1625,7 +1905,7 @@ type PortCondition struct {
 
 func (x *PortCondition) Reset() {
 	*x = PortCondition{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1917,7 @@ func (x *PortCondition) String() string {
 func (*PortCondition) ProtoMessage() {}
 
 func (x *PortCondition) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1930,7 @@ func (x *PortCondition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortCondition.ProtoReflect.Descriptor instead.
 func (*PortCondition) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PortCondition) GetPort() int32 {
@@ -1699,7 +1979,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1991,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +2004,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WaitProcessResponse) GetLine() string {
@@ -1760,7 +2040,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +2052,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +2065,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExecRequest) GetSandbox() string {
@@ -1853,7 +2133,7 @@ type ExecEvent struct {
 
 func (x *ExecEvent) Reset() {
 	*x = ExecEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2145,7 @@ func (x *ExecEvent) String() string {
 func (*ExecEvent) ProtoMessage() {}
 
 func (x *ExecEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2158,7 @@ func (x *ExecEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecEvent.ProtoReflect.Descriptor instead.
 func (*ExecEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExecEvent) GetEvent() isExecEvent_Event {
@@ -1979,7 +2259,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2271,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2284,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExecStarted) GetId() string {
@@ -2034,7 +2314,7 @@ type ExecExit struct {
 
 func (x *ExecExit) Reset() {
 	*x = ExecExit{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2326,7 @@ func (x *ExecExit) String() string {
 func (*ExecExit) ProtoMessage() {}
 
 func (x *ExecExit) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2339,7 @@ func (x *ExecExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
 func (*ExecExit) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecExit) GetCode() int32 {
@@ -2091,7 +2371,7 @@ type KeepAlive struct {
 
 func (x *KeepAlive) Reset() {
 	*x = KeepAlive{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2383,7 @@ func (x *KeepAlive) String() string {
 func (*KeepAlive) ProtoMessage() {}
 
 func (x *KeepAlive) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2396,7 @@ func (x *KeepAlive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlive.ProtoReflect.Descriptor instead.
 func (*KeepAlive) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
 }
 
 type WriteStdinRequest struct {
@@ -2132,7 +2412,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2424,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2437,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WriteStdinRequest) GetSandbox() string {
@@ -2196,7 +2476,7 @@ type WriteStdinResponse struct {
 
 func (x *WriteStdinResponse) Reset() {
 	*x = WriteStdinResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2488,7 @@ func (x *WriteStdinResponse) String() string {
 func (*WriteStdinResponse) ProtoMessage() {}
 
 func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2501,7 @@ func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinResponse.ProtoReflect.Descriptor instead.
 func (*WriteStdinResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
 }
 
 type SignalRequest struct {
@@ -2236,7 +2516,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2528,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2541,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SignalRequest) GetSandbox() string {
@@ -2293,7 +2573,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2585,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2598,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
 }
 
 type FileInfo struct {
@@ -2339,7 +2619,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2631,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2644,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FileInfo) GetName() string {
@@ -2426,7 +2706,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2718,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2731,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatRequest) GetSandbox() string {
@@ -2479,7 +2759,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2771,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2784,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StatResponse) GetExists() bool {
@@ -2534,7 +2814,7 @@ type ListDirRequest struct {
 
 func (x *ListDirRequest) Reset() {
 	*x = ListDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2826,7 @@ func (x *ListDirRequest) String() string {
 func (*ListDirRequest) ProtoMessage() {}
 
 func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2839,7 @@ func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirRequest.ProtoReflect.Descriptor instead.
 func (*ListDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListDirRequest) GetSandbox() string {
@@ -2599,7 +2879,7 @@ type ListDirResponse struct {
 
 func (x *ListDirResponse) Reset() {
 	*x = ListDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2611,7 +2891,7 @@ func (x *ListDirResponse) String() string {
 func (*ListDirResponse) ProtoMessage() {}
 
 func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2624,7 +2904,7 @@ func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirResponse.ProtoReflect.Descriptor instead.
 func (*ListDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListDirResponse) GetEntries() []*FileInfo {
@@ -2647,7 +2927,7 @@ type MakeDirRequest struct {
 
 func (x *MakeDirRequest) Reset() {
 	*x = MakeDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +2939,7 @@ func (x *MakeDirRequest) String() string {
 func (*MakeDirRequest) ProtoMessage() {}
 
 func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +2952,7 @@ func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirRequest.ProtoReflect.Descriptor instead.
 func (*MakeDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *MakeDirRequest) GetSandbox() string {
@@ -2711,7 +2991,7 @@ type MakeDirResponse struct {
 
 func (x *MakeDirResponse) Reset() {
 	*x = MakeDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +3003,7 @@ func (x *MakeDirResponse) String() string {
 func (*MakeDirResponse) ProtoMessage() {}
 
 func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +3016,7 @@ func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirResponse.ProtoReflect.Descriptor instead.
 func (*MakeDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{45}
 }
 
 type RemoveRequest struct {
@@ -2750,7 +3030,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +3042,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +3055,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveRequest) GetSandbox() string {
@@ -2807,7 +3087,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +3099,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +3112,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{47}
 }
 
 type RenameRequest struct {
@@ -2848,7 +3128,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +3140,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +3153,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RenameRequest) GetSandbox() string {
@@ -2912,7 +3192,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2924,7 +3204,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2937,14 +3217,28 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{49}
 }
 
 var File_hutch_v1_hutch_proto protoreflect.FileDescriptor
 
 const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\n" +
-	"\x14hutch/v1/hutch.proto\x12\bhutch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n" +
+	"\x14hutch/v1/hutch.proto\x12\bhutch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"3\n" +
+	"\vExposedPort\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\";\n" +
+	"\x11ExposePortRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\"=\n" +
+	"\x13UnexposePortRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\"\x16\n" +
+	"\x14UnexposePortResponse\"-\n" +
+	"\x17ListExposedPortsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"G\n" +
+	"\x18ListExposedPortsResponse\x12+\n" +
+	"\x05ports\x18\x01 \x03(\v2\x15.hutch.v1.ExposedPortR\x05ports\"^\n" +
 	"\x06Limits\x12\x1d\n" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
@@ -3151,12 +3445,16 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
 	"\x13FILE_TYPE_DIRECTORY\x10\x02\x12\x15\n" +
 	"\x11FILE_TYPE_SYMLINK\x10\x03\x12\x13\n" +
-	"\x0fFILE_TYPE_OTHER\x10\x042\xf5\x01\n" +
+	"\x0fFILE_TYPE_OTHER\x10\x042\xe1\x03\n" +
 	"\x0eSandboxService\x12;\n" +
 	"\x06Create\x12\x17.hutch.v1.CreateRequest\x1a\x18.hutch.v1.CreateResponse\x122\n" +
 	"\x03Get\x12\x14.hutch.v1.GetRequest\x1a\x15.hutch.v1.GetResponse\x125\n" +
 	"\x04List\x12\x15.hutch.v1.ListRequest\x1a\x16.hutch.v1.ListResponse\x12;\n" +
-	"\x06Delete\x12\x17.hutch.v1.DeleteRequest\x1a\x18.hutch.v1.DeleteResponse2\xd4\x05\n" +
+	"\x06Delete\x12\x17.hutch.v1.DeleteRequest\x1a\x18.hutch.v1.DeleteResponse\x12@\n" +
+	"\n" +
+	"ExposePort\x12\x1b.hutch.v1.ExposePortRequest\x1a\x15.hutch.v1.ExposedPort\x12M\n" +
+	"\fUnexposePort\x12\x1d.hutch.v1.UnexposePortRequest\x1a\x1e.hutch.v1.UnexposePortResponse\x12Y\n" +
+	"\x10ListExposedPorts\x12!.hutch.v1.ListExposedPortsRequest\x1a\".hutch.v1.ListExposedPortsResponse2\xd4\x05\n" +
 	"\x0eProcessService\x124\n" +
 	"\x04Exec\x12\x15.hutch.v1.ExecRequest\x1a\x13.hutch.v1.ExecEvent0\x01\x12G\n" +
 	"\n" +
@@ -3190,129 +3488,142 @@ func file_hutch_v1_hutch_proto_rawDescGZIP() []byte {
 }
 
 var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_hutch_v1_hutch_proto_goTypes = []any{
 	(State)(0),                       // 0: hutch.v1.State
 	(ProcessStatus)(0),               // 1: hutch.v1.ProcessStatus
 	(FileType)(0),                    // 2: hutch.v1.FileType
-	(*Limits)(nil),                   // 3: hutch.v1.Limits
-	(*Sandbox)(nil),                  // 4: hutch.v1.Sandbox
-	(*CreateRequest)(nil),            // 5: hutch.v1.CreateRequest
-	(*CreateResponse)(nil),           // 6: hutch.v1.CreateResponse
-	(*GetRequest)(nil),               // 7: hutch.v1.GetRequest
-	(*GetResponse)(nil),              // 8: hutch.v1.GetResponse
-	(*ListRequest)(nil),              // 9: hutch.v1.ListRequest
-	(*ListResponse)(nil),             // 10: hutch.v1.ListResponse
-	(*DeleteRequest)(nil),            // 11: hutch.v1.DeleteRequest
-	(*DeleteResponse)(nil),           // 12: hutch.v1.DeleteResponse
-	(*ProcessInfo)(nil),              // 13: hutch.v1.ProcessInfo
-	(*StartProcessRequest)(nil),      // 14: hutch.v1.StartProcessRequest
-	(*ListProcessesRequest)(nil),     // 15: hutch.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),    // 16: hutch.v1.ListProcessesResponse
-	(*ProcessRef)(nil),               // 17: hutch.v1.ProcessRef
-	(*KillProcessRequest)(nil),       // 18: hutch.v1.KillProcessRequest
-	(*KillAllProcessesRequest)(nil),  // 19: hutch.v1.KillAllProcessesRequest
-	(*KillAllProcessesResponse)(nil), // 20: hutch.v1.KillAllProcessesResponse
-	(*ProcessLogsRequest)(nil),       // 21: hutch.v1.ProcessLogsRequest
-	(*ProcessLogEvent)(nil),          // 22: hutch.v1.ProcessLogEvent
-	(*LogChunk)(nil),                 // 23: hutch.v1.LogChunk
-	(*WaitProcessRequest)(nil),       // 24: hutch.v1.WaitProcessRequest
-	(*PortCondition)(nil),            // 25: hutch.v1.PortCondition
-	(*WaitProcessResponse)(nil),      // 26: hutch.v1.WaitProcessResponse
-	(*ExecRequest)(nil),              // 27: hutch.v1.ExecRequest
-	(*ExecEvent)(nil),                // 28: hutch.v1.ExecEvent
-	(*ExecStarted)(nil),              // 29: hutch.v1.ExecStarted
-	(*ExecExit)(nil),                 // 30: hutch.v1.ExecExit
-	(*KeepAlive)(nil),                // 31: hutch.v1.KeepAlive
-	(*WriteStdinRequest)(nil),        // 32: hutch.v1.WriteStdinRequest
-	(*WriteStdinResponse)(nil),       // 33: hutch.v1.WriteStdinResponse
-	(*SignalRequest)(nil),            // 34: hutch.v1.SignalRequest
-	(*SignalResponse)(nil),           // 35: hutch.v1.SignalResponse
-	(*FileInfo)(nil),                 // 36: hutch.v1.FileInfo
-	(*StatRequest)(nil),              // 37: hutch.v1.StatRequest
-	(*StatResponse)(nil),             // 38: hutch.v1.StatResponse
-	(*ListDirRequest)(nil),           // 39: hutch.v1.ListDirRequest
-	(*ListDirResponse)(nil),          // 40: hutch.v1.ListDirResponse
-	(*MakeDirRequest)(nil),           // 41: hutch.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),          // 42: hutch.v1.MakeDirResponse
-	(*RemoveRequest)(nil),            // 43: hutch.v1.RemoveRequest
-	(*RemoveResponse)(nil),           // 44: hutch.v1.RemoveResponse
-	(*RenameRequest)(nil),            // 45: hutch.v1.RenameRequest
-	(*RenameResponse)(nil),           // 46: hutch.v1.RenameResponse
-	nil,                              // 47: hutch.v1.StartProcessRequest.EnvEntry
-	nil,                              // 48: hutch.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),    // 49: google.protobuf.Timestamp
+	(*ExposedPort)(nil),              // 3: hutch.v1.ExposedPort
+	(*ExposePortRequest)(nil),        // 4: hutch.v1.ExposePortRequest
+	(*UnexposePortRequest)(nil),      // 5: hutch.v1.UnexposePortRequest
+	(*UnexposePortResponse)(nil),     // 6: hutch.v1.UnexposePortResponse
+	(*ListExposedPortsRequest)(nil),  // 7: hutch.v1.ListExposedPortsRequest
+	(*ListExposedPortsResponse)(nil), // 8: hutch.v1.ListExposedPortsResponse
+	(*Limits)(nil),                   // 9: hutch.v1.Limits
+	(*Sandbox)(nil),                  // 10: hutch.v1.Sandbox
+	(*CreateRequest)(nil),            // 11: hutch.v1.CreateRequest
+	(*CreateResponse)(nil),           // 12: hutch.v1.CreateResponse
+	(*GetRequest)(nil),               // 13: hutch.v1.GetRequest
+	(*GetResponse)(nil),              // 14: hutch.v1.GetResponse
+	(*ListRequest)(nil),              // 15: hutch.v1.ListRequest
+	(*ListResponse)(nil),             // 16: hutch.v1.ListResponse
+	(*DeleteRequest)(nil),            // 17: hutch.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 18: hutch.v1.DeleteResponse
+	(*ProcessInfo)(nil),              // 19: hutch.v1.ProcessInfo
+	(*StartProcessRequest)(nil),      // 20: hutch.v1.StartProcessRequest
+	(*ListProcessesRequest)(nil),     // 21: hutch.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),    // 22: hutch.v1.ListProcessesResponse
+	(*ProcessRef)(nil),               // 23: hutch.v1.ProcessRef
+	(*KillProcessRequest)(nil),       // 24: hutch.v1.KillProcessRequest
+	(*KillAllProcessesRequest)(nil),  // 25: hutch.v1.KillAllProcessesRequest
+	(*KillAllProcessesResponse)(nil), // 26: hutch.v1.KillAllProcessesResponse
+	(*ProcessLogsRequest)(nil),       // 27: hutch.v1.ProcessLogsRequest
+	(*ProcessLogEvent)(nil),          // 28: hutch.v1.ProcessLogEvent
+	(*LogChunk)(nil),                 // 29: hutch.v1.LogChunk
+	(*WaitProcessRequest)(nil),       // 30: hutch.v1.WaitProcessRequest
+	(*PortCondition)(nil),            // 31: hutch.v1.PortCondition
+	(*WaitProcessResponse)(nil),      // 32: hutch.v1.WaitProcessResponse
+	(*ExecRequest)(nil),              // 33: hutch.v1.ExecRequest
+	(*ExecEvent)(nil),                // 34: hutch.v1.ExecEvent
+	(*ExecStarted)(nil),              // 35: hutch.v1.ExecStarted
+	(*ExecExit)(nil),                 // 36: hutch.v1.ExecExit
+	(*KeepAlive)(nil),                // 37: hutch.v1.KeepAlive
+	(*WriteStdinRequest)(nil),        // 38: hutch.v1.WriteStdinRequest
+	(*WriteStdinResponse)(nil),       // 39: hutch.v1.WriteStdinResponse
+	(*SignalRequest)(nil),            // 40: hutch.v1.SignalRequest
+	(*SignalResponse)(nil),           // 41: hutch.v1.SignalResponse
+	(*FileInfo)(nil),                 // 42: hutch.v1.FileInfo
+	(*StatRequest)(nil),              // 43: hutch.v1.StatRequest
+	(*StatResponse)(nil),             // 44: hutch.v1.StatResponse
+	(*ListDirRequest)(nil),           // 45: hutch.v1.ListDirRequest
+	(*ListDirResponse)(nil),          // 46: hutch.v1.ListDirResponse
+	(*MakeDirRequest)(nil),           // 47: hutch.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),          // 48: hutch.v1.MakeDirResponse
+	(*RemoveRequest)(nil),            // 49: hutch.v1.RemoveRequest
+	(*RemoveResponse)(nil),           // 50: hutch.v1.RemoveResponse
+	(*RenameRequest)(nil),            // 51: hutch.v1.RenameRequest
+	(*RenameResponse)(nil),           // 52: hutch.v1.RenameResponse
+	nil,                              // 53: hutch.v1.StartProcessRequest.EnvEntry
+	nil,                              // 54: hutch.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
 }
 var file_hutch_v1_hutch_proto_depIdxs = []int32{
-	0,  // 0: hutch.v1.Sandbox.state:type_name -> hutch.v1.State
-	49, // 1: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	49, // 2: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	3,  // 3: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
-	4,  // 4: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
-	4,  // 5: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
-	4,  // 6: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
-	1,  // 7: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
-	49, // 8: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
-	49, // 9: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
-	47, // 10: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
-	13, // 11: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
-	23, // 12: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
-	23, // 13: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
-	13, // 14: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
-	31, // 15: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	25, // 16: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
-	13, // 17: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
-	48, // 18: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
-	29, // 19: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
-	30, // 20: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
-	31, // 21: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	2,  // 22: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
-	49, // 23: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	36, // 24: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
-	36, // 25: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
-	5,  // 26: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
-	7,  // 27: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
-	9,  // 28: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
-	11, // 29: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
-	27, // 30: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
-	32, // 31: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
-	34, // 32: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
-	14, // 33: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
-	15, // 34: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
-	17, // 35: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
-	18, // 36: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
-	19, // 37: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
-	21, // 38: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
-	24, // 39: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
-	37, // 40: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
-	39, // 41: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
-	41, // 42: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
-	43, // 43: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
-	45, // 44: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
-	6,  // 45: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
-	8,  // 46: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
-	10, // 47: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
-	12, // 48: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
-	28, // 49: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
-	33, // 50: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
-	35, // 51: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
-	13, // 52: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
-	16, // 53: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
-	13, // 54: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
-	13, // 55: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
-	20, // 56: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
-	22, // 57: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
-	26, // 58: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
-	38, // 59: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
-	40, // 60: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
-	42, // 61: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
-	44, // 62: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
-	46, // 63: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
-	45, // [45:64] is the sub-list for method output_type
-	26, // [26:45] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	3,  // 0: hutch.v1.ListExposedPortsResponse.ports:type_name -> hutch.v1.ExposedPort
+	0,  // 1: hutch.v1.Sandbox.state:type_name -> hutch.v1.State
+	55, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	55, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	9,  // 4: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
+	10, // 5: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
+	10, // 6: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
+	10, // 7: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
+	1,  // 8: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
+	55, // 9: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
+	55, // 10: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
+	53, // 11: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
+	19, // 12: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
+	29, // 13: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
+	29, // 14: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
+	19, // 15: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
+	37, // 16: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	31, // 17: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
+	19, // 18: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
+	54, // 19: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
+	35, // 20: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
+	36, // 21: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
+	37, // 22: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	2,  // 23: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
+	55, // 24: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	42, // 25: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
+	42, // 26: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
+	11, // 27: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
+	13, // 28: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
+	15, // 29: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
+	17, // 30: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
+	4,  // 31: hutch.v1.SandboxService.ExposePort:input_type -> hutch.v1.ExposePortRequest
+	5,  // 32: hutch.v1.SandboxService.UnexposePort:input_type -> hutch.v1.UnexposePortRequest
+	7,  // 33: hutch.v1.SandboxService.ListExposedPorts:input_type -> hutch.v1.ListExposedPortsRequest
+	33, // 34: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
+	38, // 35: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
+	40, // 36: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
+	20, // 37: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
+	21, // 38: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
+	23, // 39: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
+	24, // 40: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
+	25, // 41: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
+	27, // 42: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
+	30, // 43: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
+	43, // 44: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
+	45, // 45: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
+	47, // 46: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
+	49, // 47: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
+	51, // 48: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
+	12, // 49: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
+	14, // 50: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
+	16, // 51: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
+	18, // 52: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
+	3,  // 53: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
+	6,  // 54: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
+	8,  // 55: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
+	34, // 56: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
+	39, // 57: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
+	41, // 58: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
+	19, // 59: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
+	22, // 60: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
+	19, // 61: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
+	19, // 62: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
+	26, // 63: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
+	28, // 64: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
+	32, // 65: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
+	44, // 66: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
+	46, // 67: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
+	48, // 68: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
+	50, // 69: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
+	52, // 70: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
+	49, // [49:71] is the sub-list for method output_type
+	27, // [27:49] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_hutch_v1_hutch_proto_init() }
@@ -3320,18 +3631,18 @@ func file_hutch_v1_hutch_proto_init() {
 	if File_hutch_v1_hutch_proto != nil {
 		return
 	}
-	file_hutch_v1_hutch_proto_msgTypes[19].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[25].OneofWrappers = []any{
 		(*ProcessLogEvent_Stdout)(nil),
 		(*ProcessLogEvent_Stderr)(nil),
 		(*ProcessLogEvent_Exit)(nil),
 		(*ProcessLogEvent_Keepalive)(nil),
 	}
-	file_hutch_v1_hutch_proto_msgTypes[21].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[27].OneofWrappers = []any{
 		(*WaitProcessRequest_Log)(nil),
 		(*WaitProcessRequest_Port)(nil),
 		(*WaitProcessRequest_Exit)(nil),
 	}
-	file_hutch_v1_hutch_proto_msgTypes[25].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[31].OneofWrappers = []any{
 		(*ExecEvent_Started)(nil),
 		(*ExecEvent_Stdout)(nil),
 		(*ExecEvent_Stderr)(nil),
@@ -3344,7 +3655,7 @@ func file_hutch_v1_hutch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_hutch_proto_rawDesc), len(file_hutch_v1_hutch_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   46,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

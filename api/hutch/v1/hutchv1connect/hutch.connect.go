@@ -50,6 +50,15 @@ const (
 	SandboxServiceListProcedure = "/hutch.v1.SandboxService/List"
 	// SandboxServiceDeleteProcedure is the fully-qualified name of the SandboxService's Delete RPC.
 	SandboxServiceDeleteProcedure = "/hutch.v1.SandboxService/Delete"
+	// SandboxServiceExposePortProcedure is the fully-qualified name of the SandboxService's ExposePort
+	// RPC.
+	SandboxServiceExposePortProcedure = "/hutch.v1.SandboxService/ExposePort"
+	// SandboxServiceUnexposePortProcedure is the fully-qualified name of the SandboxService's
+	// UnexposePort RPC.
+	SandboxServiceUnexposePortProcedure = "/hutch.v1.SandboxService/UnexposePort"
+	// SandboxServiceListExposedPortsProcedure is the fully-qualified name of the SandboxService's
+	// ListExposedPorts RPC.
+	SandboxServiceListExposedPortsProcedure = "/hutch.v1.SandboxService/ListExposedPorts"
 	// ProcessServiceExecProcedure is the fully-qualified name of the ProcessService's Exec RPC.
 	ProcessServiceExecProcedure = "/hutch.v1.ProcessService/Exec"
 	// ProcessServiceWriteStdinProcedure is the fully-qualified name of the ProcessService's WriteStdin
@@ -99,6 +108,12 @@ type SandboxServiceClient interface {
 	List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error)
 	// Delete stops the sandbox and removes its processes, mounts, cgroups and disk.
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
+	// ExposePort gives a port in the sandbox a preview URL,
+	// http://{port}-{name}-{token}.{domain}:{daemon port}/. Exposing an
+	// exposed port again returns the same URL. The sandbox is created on demand.
+	ExposePort(context.Context, *connect.Request[v1.ExposePortRequest]) (*connect.Response[v1.ExposedPort], error)
+	UnexposePort(context.Context, *connect.Request[v1.UnexposePortRequest]) (*connect.Response[v1.UnexposePortResponse], error)
+	ListExposedPorts(context.Context, *connect.Request[v1.ListExposedPortsRequest]) (*connect.Response[v1.ListExposedPortsResponse], error)
 }
 
 // NewSandboxServiceClient constructs a client for the hutch.v1.SandboxService service. By default,
@@ -136,15 +151,36 @@ func NewSandboxServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(sandboxServiceMethods.ByName("Delete")),
 			connect.WithClientOptions(opts...),
 		),
+		exposePort: connect.NewClient[v1.ExposePortRequest, v1.ExposedPort](
+			httpClient,
+			baseURL+SandboxServiceExposePortProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("ExposePort")),
+			connect.WithClientOptions(opts...),
+		),
+		unexposePort: connect.NewClient[v1.UnexposePortRequest, v1.UnexposePortResponse](
+			httpClient,
+			baseURL+SandboxServiceUnexposePortProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("UnexposePort")),
+			connect.WithClientOptions(opts...),
+		),
+		listExposedPorts: connect.NewClient[v1.ListExposedPortsRequest, v1.ListExposedPortsResponse](
+			httpClient,
+			baseURL+SandboxServiceListExposedPortsProcedure,
+			connect.WithSchema(sandboxServiceMethods.ByName("ListExposedPorts")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // sandboxServiceClient implements SandboxServiceClient.
 type sandboxServiceClient struct {
-	create *connect.Client[v1.CreateRequest, v1.CreateResponse]
-	get    *connect.Client[v1.GetRequest, v1.GetResponse]
-	list   *connect.Client[v1.ListRequest, v1.ListResponse]
-	delete *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	create           *connect.Client[v1.CreateRequest, v1.CreateResponse]
+	get              *connect.Client[v1.GetRequest, v1.GetResponse]
+	list             *connect.Client[v1.ListRequest, v1.ListResponse]
+	delete           *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	exposePort       *connect.Client[v1.ExposePortRequest, v1.ExposedPort]
+	unexposePort     *connect.Client[v1.UnexposePortRequest, v1.UnexposePortResponse]
+	listExposedPorts *connect.Client[v1.ListExposedPortsRequest, v1.ListExposedPortsResponse]
 }
 
 // Create calls hutch.v1.SandboxService.Create.
@@ -167,6 +203,21 @@ func (c *sandboxServiceClient) Delete(ctx context.Context, req *connect.Request[
 	return c.delete.CallUnary(ctx, req)
 }
 
+// ExposePort calls hutch.v1.SandboxService.ExposePort.
+func (c *sandboxServiceClient) ExposePort(ctx context.Context, req *connect.Request[v1.ExposePortRequest]) (*connect.Response[v1.ExposedPort], error) {
+	return c.exposePort.CallUnary(ctx, req)
+}
+
+// UnexposePort calls hutch.v1.SandboxService.UnexposePort.
+func (c *sandboxServiceClient) UnexposePort(ctx context.Context, req *connect.Request[v1.UnexposePortRequest]) (*connect.Response[v1.UnexposePortResponse], error) {
+	return c.unexposePort.CallUnary(ctx, req)
+}
+
+// ListExposedPorts calls hutch.v1.SandboxService.ListExposedPorts.
+func (c *sandboxServiceClient) ListExposedPorts(ctx context.Context, req *connect.Request[v1.ListExposedPortsRequest]) (*connect.Response[v1.ListExposedPortsResponse], error) {
+	return c.listExposedPorts.CallUnary(ctx, req)
+}
+
 // SandboxServiceHandler is an implementation of the hutch.v1.SandboxService service.
 type SandboxServiceHandler interface {
 	// Create returns the named sandbox, starting it if it does not exist.
@@ -176,6 +227,12 @@ type SandboxServiceHandler interface {
 	List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error)
 	// Delete stops the sandbox and removes its processes, mounts, cgroups and disk.
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
+	// ExposePort gives a port in the sandbox a preview URL,
+	// http://{port}-{name}-{token}.{domain}:{daemon port}/. Exposing an
+	// exposed port again returns the same URL. The sandbox is created on demand.
+	ExposePort(context.Context, *connect.Request[v1.ExposePortRequest]) (*connect.Response[v1.ExposedPort], error)
+	UnexposePort(context.Context, *connect.Request[v1.UnexposePortRequest]) (*connect.Response[v1.UnexposePortResponse], error)
+	ListExposedPorts(context.Context, *connect.Request[v1.ListExposedPortsRequest]) (*connect.Response[v1.ListExposedPortsResponse], error)
 }
 
 // NewSandboxServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -209,6 +266,24 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 		connect.WithSchema(sandboxServiceMethods.ByName("Delete")),
 		connect.WithHandlerOptions(opts...),
 	)
+	sandboxServiceExposePortHandler := connect.NewUnaryHandler(
+		SandboxServiceExposePortProcedure,
+		svc.ExposePort,
+		connect.WithSchema(sandboxServiceMethods.ByName("ExposePort")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceUnexposePortHandler := connect.NewUnaryHandler(
+		SandboxServiceUnexposePortProcedure,
+		svc.UnexposePort,
+		connect.WithSchema(sandboxServiceMethods.ByName("UnexposePort")),
+		connect.WithHandlerOptions(opts...),
+	)
+	sandboxServiceListExposedPortsHandler := connect.NewUnaryHandler(
+		SandboxServiceListExposedPortsProcedure,
+		svc.ListExposedPorts,
+		connect.WithSchema(sandboxServiceMethods.ByName("ListExposedPorts")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hutch.v1.SandboxService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SandboxServiceCreateProcedure:
@@ -219,6 +294,12 @@ func NewSandboxServiceHandler(svc SandboxServiceHandler, opts ...connect.Handler
 			sandboxServiceListHandler.ServeHTTP(w, r)
 		case SandboxServiceDeleteProcedure:
 			sandboxServiceDeleteHandler.ServeHTTP(w, r)
+		case SandboxServiceExposePortProcedure:
+			sandboxServiceExposePortHandler.ServeHTTP(w, r)
+		case SandboxServiceUnexposePortProcedure:
+			sandboxServiceUnexposePortHandler.ServeHTTP(w, r)
+		case SandboxServiceListExposedPortsProcedure:
+			sandboxServiceListExposedPortsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -242,6 +323,18 @@ func (UnimplementedSandboxServiceHandler) List(context.Context, *connect.Request
 
 func (UnimplementedSandboxServiceHandler) Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.SandboxService.Delete is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) ExposePort(context.Context, *connect.Request[v1.ExposePortRequest]) (*connect.Response[v1.ExposedPort], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.SandboxService.ExposePort is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) UnexposePort(context.Context, *connect.Request[v1.UnexposePortRequest]) (*connect.Response[v1.UnexposePortResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.SandboxService.UnexposePort is not implemented"))
+}
+
+func (UnimplementedSandboxServiceHandler) ListExposedPorts(context.Context, *connect.Request[v1.ListExposedPortsRequest]) (*connect.Response[v1.ListExposedPortsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.SandboxService.ListExposedPorts is not implemented"))
 }
 
 // ProcessServiceClient is a client for the hutch.v1.ProcessService service.
