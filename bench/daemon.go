@@ -20,6 +20,7 @@ import (
 type daemon struct {
 	cmd     *exec.Cmd
 	logPath string
+	url     string
 	client  *client.Client
 }
 
@@ -60,7 +61,7 @@ func startDaemon(ctx context.Context, binDir, dataDir, cacheDir, logPath string,
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}
-	d := &daemon{cmd: cmd, logPath: logPath, client: client.New("http://" + addr)}
+	d := &daemon{cmd: cmd, logPath: logPath, url: "http://" + addr, client: client.New("http://" + addr)}
 	if err := d.waitHealthy(ctx, 60*time.Second); err != nil {
 		d.stop()
 		return nil, err

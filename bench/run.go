@@ -21,6 +21,8 @@ type config struct {
 	cacheDir string // image store
 	image    string
 	json     bool
+	// daemonURL is set once the daemon runs.
+	daemonURL string
 }
 
 // How much each figure is measured.
@@ -63,6 +65,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 			fmt.Fprintln(os.Stderr, d.logTail(30))
 		}
 	}()
+	cfg.daemonURL = d.url
 	res, err := measure(ctx, d.client, cfg, filepath.Join(tmp, "floor"))
 	if err != nil {
 		return err
@@ -99,6 +102,12 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	}
 	if res.WriteMBps, res.ReadMBps, err = benchFiles(ctx, c, name, streamRuns); err != nil {
 		return nil, fmt.Errorf("file throughput: %w", err)
+	}
+	if res.PreviewVia, res.PreviewIn, res.PreviewRPS, err = benchPreview(ctx, c, cfg.daemonURL, name); err != nil {
+		return nil, fmt.Errorf("preview: %w", err)
+	}
+	if res.StartReady, err = benchStartToReady(ctx, c, name); err != nil {
+		return nil, fmt.Errorf("start to ready: %w", err)
 	}
 	return res, nil
 }

@@ -18,6 +18,7 @@ type Command struct {
 	Shell   string   // run with sh -c
 	Cwd     string
 	Env     map[string]string
+	Session string // run in this session's shell (see CreateSession)
 	Timeout time.Duration
 	Stdin   io.Reader // nil: the command reads /dev/null
 	Stdout  io.Writer // nil: discarded
@@ -50,6 +51,7 @@ func (c *Client) Exec(ctx context.Context, name string, cmd Command) (*ExitStatu
 		Env:       cmd.Env,
 		TimeoutMs: cmd.Timeout.Milliseconds(),
 		Stdin:     cmd.Stdin != nil,
+		Session:   cmd.Session,
 	}
 	stream, err := c.process.Exec(ctx, connect.NewRequest(req))
 	if err != nil {

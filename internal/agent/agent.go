@@ -84,6 +84,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	procs.Close()
 	if os.Getpid() == 1 {
 		stopAll()
 	}

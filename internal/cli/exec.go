@@ -27,6 +27,7 @@ func newExecCmd(e *env) *cobra.Command {
 		timeout time.Duration
 		noStdin bool
 		create  client.CreateOptions
+		session string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec NAME [flags] -- CMD [ARG...]",
@@ -39,8 +40,8 @@ func newExecCmd(e *env) *cobra.Command {
 			if dash := cmd.ArgsLenAtDash(); dash > 1 {
 				return usageError{fmt.Errorf("exec takes one sandbox name before --, got %q", strings.Join(a[:dash], " "))}
 			}
-			c := client.Command{Argv: a[1:], Cwd: cwd, Timeout: timeout, Stdout: e.stdout, Stderr: e.stderr}
-			if !noStdin {
+			c := client.Command{Argv: a[1:], Cwd: cwd, Timeout: timeout, Session: session, Stdout: e.stdout, Stderr: e.stderr}
+			if !noStdin && session == "" {
 				c.Stdin = e.stdin
 			}
 			var err error
@@ -60,6 +61,7 @@ func newExecCmd(e *env) *cobra.Command {
 	f.StringArrayVarP(&envs, "env", "e", nil, "set an environment variable KEY=VALUE (repeatable)")
 	f.DurationVar(&timeout, "timeout", 0, "kill the command's process tree after this long (e.g. 30s)")
 	f.BoolVarP(&noStdin, "no-stdin", "n", false, "do not forward stdin")
+	f.StringVar(&session, "session", "", "run in this shell session, keeping cwd, exports and functions between execs (stdin is not forwarded)")
 	f.StringVar(&create.Image, "image", "", "image to create the sandbox from, if it does not exist (default: the default image)")
 	f.StringVar(&create.InstanceType, "type", "", "instance type to create the sandbox with: lite, basic (default), standard")
 	return cmd

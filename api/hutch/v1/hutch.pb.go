@@ -1008,6 +1008,416 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{15}
 }
 
+type SessionInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cwd           string                 `protobuf:"bytes,2,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionInfo) Reset() {
+	*x = SessionInfo{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionInfo) ProtoMessage() {}
+
+func (x *SessionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
+func (*SessionInfo) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SessionInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SessionInfo) GetCwd() string {
+	if x != nil {
+		return x.Cwd
+	}
+	return ""
+}
+
+func (x *SessionInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type CreateSessionRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// Optional; [A-Za-z0-9_.-]{1,64}; already_exists if taken.
+	Id            string            `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Cwd           string            `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	Env           map[string]string `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSessionRequest) Reset() {
+	*x = CreateSessionRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSessionRequest) ProtoMessage() {}
+
+func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSessionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSessionRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateSessionRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *CreateSessionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateSessionRequest) GetCwd() string {
+	if x != nil {
+		return x.Cwd
+	}
+	return ""
+}
+
+func (x *CreateSessionRequest) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type ListSessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListSessionsRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+type ListSessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []*SessionInfo         `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*SessionInfo {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type DeleteSessionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSessionRequest) Reset() {
+	*x = DeleteSessionRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSessionRequest) ProtoMessage() {}
+
+func (x *DeleteSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSessionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSessionRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteSessionRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *DeleteSessionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteSessionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSessionResponse) Reset() {
+	*x = DeleteSessionResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSessionResponse) ProtoMessage() {}
+
+func (x *DeleteSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSessionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSessionResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
+}
+
+type SetEnvRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// Empty: the sandbox's environment.
+	Session       string            `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	Set           map[string]string `protobuf:"bytes,3,rep,name=set,proto3" json:"set,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Unset         []string          `protobuf:"bytes,4,rep,name=unset,proto3" json:"unset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEnvRequest) Reset() {
+	*x = SetEnvRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEnvRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEnvRequest) ProtoMessage() {}
+
+func (x *SetEnvRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEnvRequest.ProtoReflect.Descriptor instead.
+func (*SetEnvRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetEnvRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *SetEnvRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *SetEnvRequest) GetSet() map[string]string {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *SetEnvRequest) GetUnset() []string {
+	if x != nil {
+		return x.Unset
+	}
+	return nil
+}
+
+type SetEnvResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEnvResponse) Reset() {
+	*x = SetEnvResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEnvResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEnvResponse) ProtoMessage() {}
+
+func (x *SetEnvResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEnvResponse.ProtoReflect.Descriptor instead.
+func (*SetEnvResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
+}
+
 type ProcessInfo struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1026,7 +1436,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1448,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1461,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -1132,7 +1542,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1554,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1567,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StartProcessRequest) GetSandbox() string {
@@ -1211,7 +1621,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1633,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1646,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListProcessesRequest) GetSandbox() string {
@@ -1255,7 +1665,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1677,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1690,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -1300,7 +1710,7 @@ type ProcessRef struct {
 
 func (x *ProcessRef) Reset() {
 	*x = ProcessRef{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1722,7 @@ func (x *ProcessRef) String() string {
 func (*ProcessRef) ProtoMessage() {}
 
 func (x *ProcessRef) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1735,7 @@ func (x *ProcessRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRef.ProtoReflect.Descriptor instead.
 func (*ProcessRef) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProcessRef) GetSandbox() string {
@@ -1356,7 +1766,7 @@ type KillProcessRequest struct {
 
 func (x *KillProcessRequest) Reset() {
 	*x = KillProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1778,7 @@ func (x *KillProcessRequest) String() string {
 func (*KillProcessRequest) ProtoMessage() {}
 
 func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1791,7 @@ func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillProcessRequest.ProtoReflect.Descriptor instead.
 func (*KillProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KillProcessRequest) GetSandbox() string {
@@ -1421,7 +1831,7 @@ type KillAllProcessesRequest struct {
 
 func (x *KillAllProcessesRequest) Reset() {
 	*x = KillAllProcessesRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1843,7 @@ func (x *KillAllProcessesRequest) String() string {
 func (*KillAllProcessesRequest) ProtoMessage() {}
 
 func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1856,7 @@ func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillAllProcessesRequest.ProtoReflect.Descriptor instead.
 func (*KillAllProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *KillAllProcessesRequest) GetSandbox() string {
@@ -1465,7 +1875,7 @@ type KillAllProcessesResponse struct {
 
 func (x *KillAllProcessesResponse) Reset() {
 	*x = KillAllProcessesResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1887,7 @@ func (x *KillAllProcessesResponse) String() string {
 func (*KillAllProcessesResponse) ProtoMessage() {}
 
 func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1900,7 @@ func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillAllProcessesResponse.ProtoReflect.Descriptor instead.
 func (*KillAllProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KillAllProcessesResponse) GetKilled() int32 {
@@ -1517,7 +1927,7 @@ type ProcessLogsRequest struct {
 
 func (x *ProcessLogsRequest) Reset() {
 	*x = ProcessLogsRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1939,7 @@ func (x *ProcessLogsRequest) String() string {
 func (*ProcessLogsRequest) ProtoMessage() {}
 
 func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1952,7 @@ func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLogsRequest.ProtoReflect.Descriptor instead.
 func (*ProcessLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ProcessLogsRequest) GetSandbox() string {
@@ -1602,7 +2012,7 @@ type ProcessLogEvent struct {
 
 func (x *ProcessLogEvent) Reset() {
 	*x = ProcessLogEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +2024,7 @@ func (x *ProcessLogEvent) String() string {
 func (*ProcessLogEvent) ProtoMessage() {}
 
 func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +2037,7 @@ func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLogEvent.ProtoReflect.Descriptor instead.
 func (*ProcessLogEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ProcessLogEvent) GetEvent() isProcessLogEvent_Event {
@@ -1715,7 +2125,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +2137,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +2150,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LogChunk) GetOffset() int64 {
@@ -1782,7 +2192,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2204,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2217,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WaitProcessRequest) GetSandbox() string {
@@ -1905,7 +2315,7 @@ type PortCondition struct {
 
 func (x *PortCondition) Reset() {
 	*x = PortCondition{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2327,7 @@ func (x *PortCondition) String() string {
 func (*PortCondition) ProtoMessage() {}
 
 func (x *PortCondition) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2340,7 @@ func (x *PortCondition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortCondition.ProtoReflect.Descriptor instead.
 func (*PortCondition) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PortCondition) GetPort() int32 {
@@ -1979,7 +2389,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2401,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2414,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WaitProcessResponse) GetLine() string {
@@ -2033,14 +2443,18 @@ type ExecRequest struct {
 	// Kill the process tree after this many milliseconds; 0 for none.
 	TimeoutMs int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	// Keep stdin open for WriteStdin; otherwise the command reads /dev/null.
-	Stdin         bool `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdin bool `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// Run in this session's shell, so cd, exports and functions persist
+	// between execs ("default" always exists); argv is quoted for the shell.
+	// Execs in one session run one at a time. stdin is not supported there.
+	Session       string `protobuf:"bytes,8,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2466,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2479,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExecRequest) GetSandbox() string {
@@ -2117,6 +2531,13 @@ func (x *ExecRequest) GetStdin() bool {
 	return false
 }
 
+func (x *ExecRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
 type ExecEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -2133,7 +2554,7 @@ type ExecEvent struct {
 
 func (x *ExecEvent) Reset() {
 	*x = ExecEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2566,7 @@ func (x *ExecEvent) String() string {
 func (*ExecEvent) ProtoMessage() {}
 
 func (x *ExecEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2579,7 @@ func (x *ExecEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecEvent.ProtoReflect.Descriptor instead.
 func (*ExecEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExecEvent) GetEvent() isExecEvent_Event {
@@ -2259,7 +2680,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2692,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2705,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ExecStarted) GetId() string {
@@ -2314,7 +2735,7 @@ type ExecExit struct {
 
 func (x *ExecExit) Reset() {
 	*x = ExecExit{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2747,7 @@ func (x *ExecExit) String() string {
 func (*ExecExit) ProtoMessage() {}
 
 func (x *ExecExit) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2760,7 @@ func (x *ExecExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
 func (*ExecExit) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecExit) GetCode() int32 {
@@ -2371,7 +2792,7 @@ type KeepAlive struct {
 
 func (x *KeepAlive) Reset() {
 	*x = KeepAlive{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2804,7 @@ func (x *KeepAlive) String() string {
 func (*KeepAlive) ProtoMessage() {}
 
 func (x *KeepAlive) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2817,7 @@ func (x *KeepAlive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlive.ProtoReflect.Descriptor instead.
 func (*KeepAlive) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
 }
 
 type WriteStdinRequest struct {
@@ -2412,7 +2833,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2845,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2858,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WriteStdinRequest) GetSandbox() string {
@@ -2476,7 +2897,7 @@ type WriteStdinResponse struct {
 
 func (x *WriteStdinResponse) Reset() {
 	*x = WriteStdinResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2488,7 +2909,7 @@ func (x *WriteStdinResponse) String() string {
 func (*WriteStdinResponse) ProtoMessage() {}
 
 func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2501,7 +2922,7 @@ func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinResponse.ProtoReflect.Descriptor instead.
 func (*WriteStdinResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{44}
 }
 
 type SignalRequest struct {
@@ -2516,7 +2937,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2949,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2962,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SignalRequest) GetSandbox() string {
@@ -2573,7 +2994,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +3006,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +3019,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{46}
 }
 
 type FileInfo struct {
@@ -2619,7 +3040,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +3052,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +3065,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FileInfo) GetName() string {
@@ -2706,7 +3127,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +3139,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +3152,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StatRequest) GetSandbox() string {
@@ -2759,7 +3180,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +3192,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3205,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *StatResponse) GetExists() bool {
@@ -2814,7 +3235,7 @@ type ListDirRequest struct {
 
 func (x *ListDirRequest) Reset() {
 	*x = ListDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +3247,7 @@ func (x *ListDirRequest) String() string {
 func (*ListDirRequest) ProtoMessage() {}
 
 func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +3260,7 @@ func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirRequest.ProtoReflect.Descriptor instead.
 func (*ListDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListDirRequest) GetSandbox() string {
@@ -2879,7 +3300,7 @@ type ListDirResponse struct {
 
 func (x *ListDirResponse) Reset() {
 	*x = ListDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +3312,7 @@ func (x *ListDirResponse) String() string {
 func (*ListDirResponse) ProtoMessage() {}
 
 func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3325,7 @@ func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirResponse.ProtoReflect.Descriptor instead.
 func (*ListDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListDirResponse) GetEntries() []*FileInfo {
@@ -2927,7 +3348,7 @@ type MakeDirRequest struct {
 
 func (x *MakeDirRequest) Reset() {
 	*x = MakeDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3360,7 @@ func (x *MakeDirRequest) String() string {
 func (*MakeDirRequest) ProtoMessage() {}
 
 func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3373,7 @@ func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirRequest.ProtoReflect.Descriptor instead.
 func (*MakeDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{44}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MakeDirRequest) GetSandbox() string {
@@ -2991,7 +3412,7 @@ type MakeDirResponse struct {
 
 func (x *MakeDirResponse) Reset() {
 	*x = MakeDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3424,7 @@ func (x *MakeDirResponse) String() string {
 func (*MakeDirResponse) ProtoMessage() {}
 
 func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3437,7 @@ func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirResponse.ProtoReflect.Descriptor instead.
 func (*MakeDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{45}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{53}
 }
 
 type RemoveRequest struct {
@@ -3030,7 +3451,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3463,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3476,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{46}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RemoveRequest) GetSandbox() string {
@@ -3087,7 +3508,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3520,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3533,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{47}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{55}
 }
 
 type RenameRequest struct {
@@ -3128,7 +3549,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3561,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3574,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{48}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RenameRequest) GetSandbox() string {
@@ -3192,7 +3613,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +3625,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3638,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{49}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{57}
 }
 
 var File_hutch_v1_hutch_proto protoreflect.FileDescriptor
@@ -3273,7 +3694,37 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\tsandboxes\x18\x01 \x03(\v2\x11.hutch.v1.SandboxR\tsandboxes\"#\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x10\n" +
-	"\x0eDeleteResponse\"\xad\x02\n" +
+	"\x0eDeleteResponse\"j\n" +
+	"\vSessionInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03cwd\x18\x02 \x01(\tR\x03cwd\x129\n" +
+	"\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xc5\x01\n" +
+	"\x14CreateSessionRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
+	"\x03cwd\x18\x03 \x01(\tR\x03cwd\x129\n" +
+	"\x03env\x18\x04 \x03(\v2'.hutch.v1.CreateSessionRequest.EnvEntryR\x03env\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"/\n" +
+	"\x13ListSessionsRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\"I\n" +
+	"\x14ListSessionsResponse\x121\n" +
+	"\bsessions\x18\x01 \x03(\v2\x15.hutch.v1.SessionInfoR\bsessions\"@\n" +
+	"\x14DeleteSessionRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x17\n" +
+	"\x15DeleteSessionResponse\"\xc5\x01\n" +
+	"\rSetEnvRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\x122\n" +
+	"\x03set\x18\x03 \x03(\v2 .hutch.v1.SetEnvRequest.SetEntryR\x03set\x12\x14\n" +
+	"\x05unset\x18\x04 \x03(\tR\x05unset\x1a6\n" +
+	"\bSetEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x10\n" +
+	"\x0eSetEnvResponse\"\xad\x02\n" +
 	"\vProcessInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x05R\x03pid\x12/\n" +
@@ -3348,7 +3799,7 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"status_max\x18\x05 \x01(\x05R\tstatusMax\"Z\n" +
 	"\x13WaitProcessResponse\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\tR\x04line\x12/\n" +
-	"\aprocess\x18\x02 \x01(\v2\x15.hutch.v1.ProcessInfoR\aprocess\"\x82\x02\n" +
+	"\aprocess\x18\x02 \x01(\v2\x15.hutch.v1.ProcessInfoR\aprocess\"\x9c\x02\n" +
 	"\vExecRequest\x12\x18\n" +
 	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x12\n" +
 	"\x04argv\x18\x02 \x03(\tR\x04argv\x12\x14\n" +
@@ -3357,7 +3808,8 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\x03env\x18\x05 \x03(\v2\x1e.hutch.v1.ExecRequest.EnvEntryR\x03env\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12\x14\n" +
-	"\x05stdin\x18\a \x01(\bR\x05stdin\x1a6\n" +
+	"\x05stdin\x18\a \x01(\bR\x05stdin\x12\x18\n" +
+	"\asession\x18\b \x01(\tR\asession\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xda\x01\n" +
@@ -3454,7 +3906,7 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\n" +
 	"ExposePort\x12\x1b.hutch.v1.ExposePortRequest\x1a\x15.hutch.v1.ExposedPort\x12M\n" +
 	"\fUnexposePort\x12\x1d.hutch.v1.UnexposePortRequest\x1a\x1e.hutch.v1.UnexposePortResponse\x12Y\n" +
-	"\x10ListExposedPorts\x12!.hutch.v1.ListExposedPortsRequest\x1a\".hutch.v1.ListExposedPortsResponse2\xd4\x05\n" +
+	"\x10ListExposedPorts\x12!.hutch.v1.ListExposedPortsRequest\x1a\".hutch.v1.ListExposedPortsResponse2\xfa\a\n" +
 	"\x0eProcessService\x124\n" +
 	"\x04Exec\x12\x15.hutch.v1.ExecRequest\x1a\x13.hutch.v1.ExecEvent0\x01\x12G\n" +
 	"\n" +
@@ -3467,7 +3919,11 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\vKillProcess\x12\x1c.hutch.v1.KillProcessRequest\x1a\x15.hutch.v1.ProcessInfo\x12Y\n" +
 	"\x10KillAllProcesses\x12!.hutch.v1.KillAllProcessesRequest\x1a\".hutch.v1.KillAllProcessesResponse\x12H\n" +
 	"\vProcessLogs\x12\x1c.hutch.v1.ProcessLogsRequest\x1a\x19.hutch.v1.ProcessLogEvent0\x01\x12J\n" +
-	"\vWaitProcess\x12\x1c.hutch.v1.WaitProcessRequest\x1a\x1d.hutch.v1.WaitProcessResponse2\xbe\x02\n" +
+	"\vWaitProcess\x12\x1c.hutch.v1.WaitProcessRequest\x1a\x1d.hutch.v1.WaitProcessResponse\x12F\n" +
+	"\rCreateSession\x12\x1e.hutch.v1.CreateSessionRequest\x1a\x15.hutch.v1.SessionInfo\x12M\n" +
+	"\fListSessions\x12\x1d.hutch.v1.ListSessionsRequest\x1a\x1e.hutch.v1.ListSessionsResponse\x12P\n" +
+	"\rDeleteSession\x12\x1e.hutch.v1.DeleteSessionRequest\x1a\x1f.hutch.v1.DeleteSessionResponse\x12;\n" +
+	"\x06SetEnv\x12\x17.hutch.v1.SetEnvRequest\x1a\x18.hutch.v1.SetEnvResponse2\xbe\x02\n" +
 	"\vFileService\x125\n" +
 	"\x04Stat\x12\x15.hutch.v1.StatRequest\x1a\x16.hutch.v1.StatResponse\x12>\n" +
 	"\aListDir\x12\x18.hutch.v1.ListDirRequest\x1a\x19.hutch.v1.ListDirResponse\x12>\n" +
@@ -3488,7 +3944,7 @@ func file_hutch_v1_hutch_proto_rawDescGZIP() []byte {
 }
 
 var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_hutch_v1_hutch_proto_goTypes = []any{
 	(State)(0),                       // 0: hutch.v1.State
 	(ProcessStatus)(0),               // 1: hutch.v1.ProcessStatus
@@ -3509,121 +3965,143 @@ var file_hutch_v1_hutch_proto_goTypes = []any{
 	(*ListResponse)(nil),             // 16: hutch.v1.ListResponse
 	(*DeleteRequest)(nil),            // 17: hutch.v1.DeleteRequest
 	(*DeleteResponse)(nil),           // 18: hutch.v1.DeleteResponse
-	(*ProcessInfo)(nil),              // 19: hutch.v1.ProcessInfo
-	(*StartProcessRequest)(nil),      // 20: hutch.v1.StartProcessRequest
-	(*ListProcessesRequest)(nil),     // 21: hutch.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),    // 22: hutch.v1.ListProcessesResponse
-	(*ProcessRef)(nil),               // 23: hutch.v1.ProcessRef
-	(*KillProcessRequest)(nil),       // 24: hutch.v1.KillProcessRequest
-	(*KillAllProcessesRequest)(nil),  // 25: hutch.v1.KillAllProcessesRequest
-	(*KillAllProcessesResponse)(nil), // 26: hutch.v1.KillAllProcessesResponse
-	(*ProcessLogsRequest)(nil),       // 27: hutch.v1.ProcessLogsRequest
-	(*ProcessLogEvent)(nil),          // 28: hutch.v1.ProcessLogEvent
-	(*LogChunk)(nil),                 // 29: hutch.v1.LogChunk
-	(*WaitProcessRequest)(nil),       // 30: hutch.v1.WaitProcessRequest
-	(*PortCondition)(nil),            // 31: hutch.v1.PortCondition
-	(*WaitProcessResponse)(nil),      // 32: hutch.v1.WaitProcessResponse
-	(*ExecRequest)(nil),              // 33: hutch.v1.ExecRequest
-	(*ExecEvent)(nil),                // 34: hutch.v1.ExecEvent
-	(*ExecStarted)(nil),              // 35: hutch.v1.ExecStarted
-	(*ExecExit)(nil),                 // 36: hutch.v1.ExecExit
-	(*KeepAlive)(nil),                // 37: hutch.v1.KeepAlive
-	(*WriteStdinRequest)(nil),        // 38: hutch.v1.WriteStdinRequest
-	(*WriteStdinResponse)(nil),       // 39: hutch.v1.WriteStdinResponse
-	(*SignalRequest)(nil),            // 40: hutch.v1.SignalRequest
-	(*SignalResponse)(nil),           // 41: hutch.v1.SignalResponse
-	(*FileInfo)(nil),                 // 42: hutch.v1.FileInfo
-	(*StatRequest)(nil),              // 43: hutch.v1.StatRequest
-	(*StatResponse)(nil),             // 44: hutch.v1.StatResponse
-	(*ListDirRequest)(nil),           // 45: hutch.v1.ListDirRequest
-	(*ListDirResponse)(nil),          // 46: hutch.v1.ListDirResponse
-	(*MakeDirRequest)(nil),           // 47: hutch.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),          // 48: hutch.v1.MakeDirResponse
-	(*RemoveRequest)(nil),            // 49: hutch.v1.RemoveRequest
-	(*RemoveResponse)(nil),           // 50: hutch.v1.RemoveResponse
-	(*RenameRequest)(nil),            // 51: hutch.v1.RenameRequest
-	(*RenameResponse)(nil),           // 52: hutch.v1.RenameResponse
-	nil,                              // 53: hutch.v1.StartProcessRequest.EnvEntry
-	nil,                              // 54: hutch.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
+	(*SessionInfo)(nil),              // 19: hutch.v1.SessionInfo
+	(*CreateSessionRequest)(nil),     // 20: hutch.v1.CreateSessionRequest
+	(*ListSessionsRequest)(nil),      // 21: hutch.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 22: hutch.v1.ListSessionsResponse
+	(*DeleteSessionRequest)(nil),     // 23: hutch.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),    // 24: hutch.v1.DeleteSessionResponse
+	(*SetEnvRequest)(nil),            // 25: hutch.v1.SetEnvRequest
+	(*SetEnvResponse)(nil),           // 26: hutch.v1.SetEnvResponse
+	(*ProcessInfo)(nil),              // 27: hutch.v1.ProcessInfo
+	(*StartProcessRequest)(nil),      // 28: hutch.v1.StartProcessRequest
+	(*ListProcessesRequest)(nil),     // 29: hutch.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),    // 30: hutch.v1.ListProcessesResponse
+	(*ProcessRef)(nil),               // 31: hutch.v1.ProcessRef
+	(*KillProcessRequest)(nil),       // 32: hutch.v1.KillProcessRequest
+	(*KillAllProcessesRequest)(nil),  // 33: hutch.v1.KillAllProcessesRequest
+	(*KillAllProcessesResponse)(nil), // 34: hutch.v1.KillAllProcessesResponse
+	(*ProcessLogsRequest)(nil),       // 35: hutch.v1.ProcessLogsRequest
+	(*ProcessLogEvent)(nil),          // 36: hutch.v1.ProcessLogEvent
+	(*LogChunk)(nil),                 // 37: hutch.v1.LogChunk
+	(*WaitProcessRequest)(nil),       // 38: hutch.v1.WaitProcessRequest
+	(*PortCondition)(nil),            // 39: hutch.v1.PortCondition
+	(*WaitProcessResponse)(nil),      // 40: hutch.v1.WaitProcessResponse
+	(*ExecRequest)(nil),              // 41: hutch.v1.ExecRequest
+	(*ExecEvent)(nil),                // 42: hutch.v1.ExecEvent
+	(*ExecStarted)(nil),              // 43: hutch.v1.ExecStarted
+	(*ExecExit)(nil),                 // 44: hutch.v1.ExecExit
+	(*KeepAlive)(nil),                // 45: hutch.v1.KeepAlive
+	(*WriteStdinRequest)(nil),        // 46: hutch.v1.WriteStdinRequest
+	(*WriteStdinResponse)(nil),       // 47: hutch.v1.WriteStdinResponse
+	(*SignalRequest)(nil),            // 48: hutch.v1.SignalRequest
+	(*SignalResponse)(nil),           // 49: hutch.v1.SignalResponse
+	(*FileInfo)(nil),                 // 50: hutch.v1.FileInfo
+	(*StatRequest)(nil),              // 51: hutch.v1.StatRequest
+	(*StatResponse)(nil),             // 52: hutch.v1.StatResponse
+	(*ListDirRequest)(nil),           // 53: hutch.v1.ListDirRequest
+	(*ListDirResponse)(nil),          // 54: hutch.v1.ListDirResponse
+	(*MakeDirRequest)(nil),           // 55: hutch.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),          // 56: hutch.v1.MakeDirResponse
+	(*RemoveRequest)(nil),            // 57: hutch.v1.RemoveRequest
+	(*RemoveResponse)(nil),           // 58: hutch.v1.RemoveResponse
+	(*RenameRequest)(nil),            // 59: hutch.v1.RenameRequest
+	(*RenameResponse)(nil),           // 60: hutch.v1.RenameResponse
+	nil,                              // 61: hutch.v1.CreateSessionRequest.EnvEntry
+	nil,                              // 62: hutch.v1.SetEnvRequest.SetEntry
+	nil,                              // 63: hutch.v1.StartProcessRequest.EnvEntry
+	nil,                              // 64: hutch.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),    // 65: google.protobuf.Timestamp
 }
 var file_hutch_v1_hutch_proto_depIdxs = []int32{
 	3,  // 0: hutch.v1.ListExposedPortsResponse.ports:type_name -> hutch.v1.ExposedPort
 	0,  // 1: hutch.v1.Sandbox.state:type_name -> hutch.v1.State
-	55, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	55, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	65, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	65, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
 	10, // 5: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
 	10, // 6: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
 	10, // 7: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
-	1,  // 8: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
-	55, // 9: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
-	55, // 10: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
-	53, // 11: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
-	19, // 12: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
-	29, // 13: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
-	29, // 14: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
-	19, // 15: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
-	37, // 16: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	31, // 17: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
-	19, // 18: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
-	54, // 19: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
-	35, // 20: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
-	36, // 21: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
-	37, // 22: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	2,  // 23: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
-	55, // 24: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	42, // 25: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
-	42, // 26: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
-	11, // 27: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
-	13, // 28: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
-	15, // 29: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
-	17, // 30: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
-	4,  // 31: hutch.v1.SandboxService.ExposePort:input_type -> hutch.v1.ExposePortRequest
-	5,  // 32: hutch.v1.SandboxService.UnexposePort:input_type -> hutch.v1.UnexposePortRequest
-	7,  // 33: hutch.v1.SandboxService.ListExposedPorts:input_type -> hutch.v1.ListExposedPortsRequest
-	33, // 34: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
-	38, // 35: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
-	40, // 36: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
-	20, // 37: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
-	21, // 38: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
-	23, // 39: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
-	24, // 40: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
-	25, // 41: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
-	27, // 42: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
-	30, // 43: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
-	43, // 44: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
-	45, // 45: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
-	47, // 46: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
-	49, // 47: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
-	51, // 48: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
-	12, // 49: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
-	14, // 50: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
-	16, // 51: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
-	18, // 52: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
-	3,  // 53: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
-	6,  // 54: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
-	8,  // 55: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
-	34, // 56: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
-	39, // 57: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
-	41, // 58: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
-	19, // 59: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
-	22, // 60: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
-	19, // 61: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
-	19, // 62: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
-	26, // 63: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
-	28, // 64: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
-	32, // 65: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
-	44, // 66: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
-	46, // 67: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
-	48, // 68: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
-	50, // 69: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
-	52, // 70: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
-	49, // [49:71] is the sub-list for method output_type
-	27, // [27:49] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	65, // 8: hutch.v1.SessionInfo.created_at:type_name -> google.protobuf.Timestamp
+	61, // 9: hutch.v1.CreateSessionRequest.env:type_name -> hutch.v1.CreateSessionRequest.EnvEntry
+	19, // 10: hutch.v1.ListSessionsResponse.sessions:type_name -> hutch.v1.SessionInfo
+	62, // 11: hutch.v1.SetEnvRequest.set:type_name -> hutch.v1.SetEnvRequest.SetEntry
+	1,  // 12: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
+	65, // 13: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
+	65, // 14: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
+	63, // 15: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
+	27, // 16: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
+	37, // 17: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
+	37, // 18: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
+	27, // 19: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
+	45, // 20: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	39, // 21: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
+	27, // 22: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
+	64, // 23: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
+	43, // 24: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
+	44, // 25: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
+	45, // 26: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	2,  // 27: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
+	65, // 28: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	50, // 29: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
+	50, // 30: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
+	11, // 31: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
+	13, // 32: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
+	15, // 33: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
+	17, // 34: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
+	4,  // 35: hutch.v1.SandboxService.ExposePort:input_type -> hutch.v1.ExposePortRequest
+	5,  // 36: hutch.v1.SandboxService.UnexposePort:input_type -> hutch.v1.UnexposePortRequest
+	7,  // 37: hutch.v1.SandboxService.ListExposedPorts:input_type -> hutch.v1.ListExposedPortsRequest
+	41, // 38: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
+	46, // 39: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
+	48, // 40: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
+	28, // 41: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
+	29, // 42: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
+	31, // 43: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
+	32, // 44: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
+	33, // 45: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
+	35, // 46: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
+	38, // 47: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
+	20, // 48: hutch.v1.ProcessService.CreateSession:input_type -> hutch.v1.CreateSessionRequest
+	21, // 49: hutch.v1.ProcessService.ListSessions:input_type -> hutch.v1.ListSessionsRequest
+	23, // 50: hutch.v1.ProcessService.DeleteSession:input_type -> hutch.v1.DeleteSessionRequest
+	25, // 51: hutch.v1.ProcessService.SetEnv:input_type -> hutch.v1.SetEnvRequest
+	51, // 52: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
+	53, // 53: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
+	55, // 54: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
+	57, // 55: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
+	59, // 56: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
+	12, // 57: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
+	14, // 58: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
+	16, // 59: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
+	18, // 60: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
+	3,  // 61: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
+	6,  // 62: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
+	8,  // 63: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
+	42, // 64: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
+	47, // 65: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
+	49, // 66: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
+	27, // 67: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
+	30, // 68: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
+	27, // 69: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
+	27, // 70: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
+	34, // 71: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
+	36, // 72: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
+	40, // 73: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
+	19, // 74: hutch.v1.ProcessService.CreateSession:output_type -> hutch.v1.SessionInfo
+	22, // 75: hutch.v1.ProcessService.ListSessions:output_type -> hutch.v1.ListSessionsResponse
+	24, // 76: hutch.v1.ProcessService.DeleteSession:output_type -> hutch.v1.DeleteSessionResponse
+	26, // 77: hutch.v1.ProcessService.SetEnv:output_type -> hutch.v1.SetEnvResponse
+	52, // 78: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
+	54, // 79: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
+	56, // 80: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
+	58, // 81: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
+	60, // 82: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
+	57, // [57:83] is the sub-list for method output_type
+	31, // [31:57] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_hutch_v1_hutch_proto_init() }
@@ -3631,18 +4109,18 @@ func file_hutch_v1_hutch_proto_init() {
 	if File_hutch_v1_hutch_proto != nil {
 		return
 	}
-	file_hutch_v1_hutch_proto_msgTypes[25].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[33].OneofWrappers = []any{
 		(*ProcessLogEvent_Stdout)(nil),
 		(*ProcessLogEvent_Stderr)(nil),
 		(*ProcessLogEvent_Exit)(nil),
 		(*ProcessLogEvent_Keepalive)(nil),
 	}
-	file_hutch_v1_hutch_proto_msgTypes[27].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[35].OneofWrappers = []any{
 		(*WaitProcessRequest_Log)(nil),
 		(*WaitProcessRequest_Port)(nil),
 		(*WaitProcessRequest_Exit)(nil),
 	}
-	file_hutch_v1_hutch_proto_msgTypes[31].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[39].OneofWrappers = []any{
 		(*ExecEvent_Started)(nil),
 		(*ExecEvent_Stdout)(nil),
 		(*ExecEvent_Stderr)(nil),
@@ -3655,7 +4133,7 @@ func file_hutch_v1_hutch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_hutch_proto_rawDesc), len(file_hutch_v1_hutch_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   52,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

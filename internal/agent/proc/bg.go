@@ -181,25 +181,30 @@ func (s *Service) prepare(r *hutchv1.ExecRequest) (path string, argv, env []stri
 	if err != nil {
 		return "", nil, nil, "", err
 	}
-	base := s.baseEnv
-	if h, err := os.Hostname(); err == nil {
-		base = append(base[:len(base):len(base)], "HOSTNAME="+h)
-	}
-	env = mergeEnv(base, r.Env)
-	cwd = r.Cwd
-	if cwd == "" {
-		cwd = s.workdir
-	} else if !filepath.IsAbs(cwd) {
-		cwd = filepath.Join(s.workdir, cwd)
-	}
-	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
-		return "", nil, nil, "", fmt.Errorf("cwd %q: no such directory: %w", cwd, errdefs.ErrNotFound)
+	env = mergeEnv(s.env(), r.Env)
+	cwd, err = s.resolveCwd(r.Cwd)
+	if err != nil {
+		return "", nil, nil, "", err
 	}
 	path, err = lookPath(argv[0], env, cwd)
 	if err != nil {
 		return "", nil, nil, "", err
 	}
 	return path, argv, env, cwd, nil
+}
+
+// resolveCwd makes cwd absolute (the workdir when empty, relative paths
+// under it) and checks that it is a directory.
+func (s *Service) resolveCwd(cwd string) (string, error) {
+	if cwd == "" {
+		cwd = s.workdir
+	} else if !filepath.IsAbs(cwd) {
+		cwd = filepath.Join(s.workdir, cwd)
+	}
+	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("cwd %q: no such directory: %w", cwd, errdefs.ErrNotFound)
+	}
+	return cwd, nil
 }
 
 // watch copies a process's output into its rings until it has exited and
@@ -311,8 +316,8 @@ func (s *Service) GetProcess(_ context.Context, req *connect.Request[hutchv1.Pro
 	return connect.NewResponse(p.info()), nil
 }
 
-// Close kills every running background process and waits until their
-// output is read, so nothing the Service started outlives it.
+// Close kills every running background process and every session's shell
+// and waits until they are gone, so nothing the Service started outlives it.
 func (s *Service) Close() {
 	s.procs.mu.Lock()
 	var ps []*bgProc
@@ -325,5 +330,6 @@ func (s *Service) Close() {
 			killTree(p.pid)
 		}
 	}
+	s.closeSessions()
 	s.procs.wg.Wait()
 }

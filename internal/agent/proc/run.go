@@ -30,6 +30,28 @@ type running struct {
 	start  time.Time
 	stdout *os.File
 	stderr *os.File
+	kill   func() // kills what runs for this command; nil: its whole tree
+}
+
+// killAll kills the command and everything it started.
+func (r *running) killAll() {
+	if r.kill != nil {
+		r.kill()
+		return
+	}
+	killTree(r.exec.pid)
+}
+
+// readOutput reads stdout and stderr into r.out until both reach EOF.
+func (r *running) readOutput() {
+	done := make(chan struct{}, 2)
+	go r.read(r.stdout, true, done)
+	go r.read(r.stderr, false, done)
+	go func() {
+		<-done
+		<-done
+		close(r.out)
+	}()
 }
 
 func (s *Service) start(path string, argv, env []string, cwd string, wantStdin bool) (*running, error) {
@@ -90,14 +112,7 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 		stdout: outR,
 		stderr: errR,
 	}
-	done := make(chan struct{}, 2)
-	go r.read(outR, true, done)
-	go r.read(errR, false, done)
-	go func() {
-		<-done
-		<-done
-		close(r.out)
-	}()
+	r.readOutput()
 	return r, nil
 }
 
@@ -197,7 +212,7 @@ func (r *running) pump(ctx context.Context, timeoutMs int64, stream sink) error 
 				r.bufs.Put(o.buf)
 				if sendErr != nil {
 					// The caller is gone: nobody will see the rest.
-					killTree(r.exec.pid)
+					r.killAll()
 				}
 			}
 		case ws = <-r.status:
@@ -216,9 +231,9 @@ func (r *running) pump(ctx context.Context, timeoutMs int64, stream sink) error 
 		case <-timeout:
 			timedOut = true
 			timeout = nil
-			killTree(r.exec.pid)
+			r.killAll()
 		case <-ctx.Done():
-			killTree(r.exec.pid)
+			r.killAll()
 			if !exited {
 				<-r.status
 			}

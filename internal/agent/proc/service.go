@@ -39,11 +39,14 @@ const drainGrace = time.Second
 type Service struct {
 	log     *slog.Logger
 	reaper  *Reaper
-	baseEnv []string
 	workdir string
 	bufs    *sync.Pool // *[]byte of readChunk bytes, for reading output
 
-	procs *registry // background processes
+	procs    *registry // background processes
+	sessions *sessions
+
+	envMu   sync.Mutex
+	baseEnv []string // changed by SetEnv without a session
 
 	mu    sync.Mutex
 	execs map[string]*execution
@@ -55,13 +58,14 @@ var _ hutchv1connect.ProcessServiceHandler = (*Service)(nil)
 // (KEY=VALUE) under the request's own env.
 func New(log *slog.Logger, reaper *Reaper, baseEnv []string, workdir string) *Service {
 	bufs := &sync.Pool{New: func() any { b := make([]byte, envelope.OutputHeadroom+readChunk); return &b }}
-	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, procs: newRegistry(), execs: make(map[string]*execution)}
+	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, procs: newRegistry(), sessions: newSessions(), execs: make(map[string]*execution)}
 }
 
 type execution struct {
-	pid   int
-	stdin *os.File // nil when stdin was not requested or is closed
-	mu    sync.Mutex
+	pid    int
+	stdin  *os.File             // nil when stdin was not requested or is closed
+	signal func(syscall.Signal) // set for session execs, whose pid is the shell
+	mu     sync.Mutex
 }
 
 // Exec runs one command and streams its output until it exits.
@@ -71,6 +75,9 @@ func (s *Service) Exec(ctx context.Context, req *connect.Request[hutchv1.ExecReq
 }
 
 func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream sink) error {
+	if r.Session != "" {
+		return s.sessionExec(ctx, r, stream)
+	}
 	path, argv, env, cwd, err := s.prepare(r)
 	if err != nil {
 		return err
@@ -263,7 +270,9 @@ func (s *Service) Signal(_ context.Context, req *connect.Request[hutchv1.SignalR
 	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
-	if sig == syscall.SIGKILL {
+	if e.signal != nil {
+		e.signal(sig)
+	} else if sig == syscall.SIGKILL {
 		killTree(e.pid)
 	} else if err := syscall.Kill(-e.pid, sig); err != nil && err != syscall.ESRCH {
 		return nil, errdefs.ToConnect(fmt.Errorf("signal exec %q: %v: %w", req.Msg.Id, err, errdefs.ErrInternal))

@@ -87,6 +87,17 @@ const (
 	// ProcessServiceWaitProcessProcedure is the fully-qualified name of the ProcessService's
 	// WaitProcess RPC.
 	ProcessServiceWaitProcessProcedure = "/hutch.v1.ProcessService/WaitProcess"
+	// ProcessServiceCreateSessionProcedure is the fully-qualified name of the ProcessService's
+	// CreateSession RPC.
+	ProcessServiceCreateSessionProcedure = "/hutch.v1.ProcessService/CreateSession"
+	// ProcessServiceListSessionsProcedure is the fully-qualified name of the ProcessService's
+	// ListSessions RPC.
+	ProcessServiceListSessionsProcedure = "/hutch.v1.ProcessService/ListSessions"
+	// ProcessServiceDeleteSessionProcedure is the fully-qualified name of the ProcessService's
+	// DeleteSession RPC.
+	ProcessServiceDeleteSessionProcedure = "/hutch.v1.ProcessService/DeleteSession"
+	// ProcessServiceSetEnvProcedure is the fully-qualified name of the ProcessService's SetEnv RPC.
+	ProcessServiceSetEnvProcedure = "/hutch.v1.ProcessService/SetEnv"
 	// FileServiceStatProcedure is the fully-qualified name of the FileService's Stat RPC.
 	FileServiceStatProcedure = "/hutch.v1.FileService/Stat"
 	// FileServiceListDirProcedure is the fully-qualified name of the FileService's ListDir RPC.
@@ -364,6 +375,13 @@ type ProcessServiceClient interface {
 	// (failed_precondition, with its exit status and last output), or the
 	// timeout passes (deadline_exceeded).
 	WaitProcess(context.Context, *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error)
+	// Sessions: long-lived shells with their own cwd and environment.
+	CreateSession(context.Context, *connect.Request[v1.CreateSessionRequest]) (*connect.Response[v1.SessionInfo], error)
+	ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error)
+	DeleteSession(context.Context, *connect.Request[v1.DeleteSessionRequest]) (*connect.Response[v1.DeleteSessionResponse], error)
+	// SetEnv sets and unsets variables of one session, or, with no session,
+	// of the sandbox: every later exec, process and new session sees them.
+	SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error)
 }
 
 // NewProcessServiceClient constructs a client for the hutch.v1.ProcessService service. By default,
@@ -437,6 +455,30 @@ func NewProcessServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(processServiceMethods.ByName("WaitProcess")),
 			connect.WithClientOptions(opts...),
 		),
+		createSession: connect.NewClient[v1.CreateSessionRequest, v1.SessionInfo](
+			httpClient,
+			baseURL+ProcessServiceCreateSessionProcedure,
+			connect.WithSchema(processServiceMethods.ByName("CreateSession")),
+			connect.WithClientOptions(opts...),
+		),
+		listSessions: connect.NewClient[v1.ListSessionsRequest, v1.ListSessionsResponse](
+			httpClient,
+			baseURL+ProcessServiceListSessionsProcedure,
+			connect.WithSchema(processServiceMethods.ByName("ListSessions")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSession: connect.NewClient[v1.DeleteSessionRequest, v1.DeleteSessionResponse](
+			httpClient,
+			baseURL+ProcessServiceDeleteSessionProcedure,
+			connect.WithSchema(processServiceMethods.ByName("DeleteSession")),
+			connect.WithClientOptions(opts...),
+		),
+		setEnv: connect.NewClient[v1.SetEnvRequest, v1.SetEnvResponse](
+			httpClient,
+			baseURL+ProcessServiceSetEnvProcedure,
+			connect.WithSchema(processServiceMethods.ByName("SetEnv")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -452,6 +494,10 @@ type processServiceClient struct {
 	killAllProcesses *connect.Client[v1.KillAllProcessesRequest, v1.KillAllProcessesResponse]
 	processLogs      *connect.Client[v1.ProcessLogsRequest, v1.ProcessLogEvent]
 	waitProcess      *connect.Client[v1.WaitProcessRequest, v1.WaitProcessResponse]
+	createSession    *connect.Client[v1.CreateSessionRequest, v1.SessionInfo]
+	listSessions     *connect.Client[v1.ListSessionsRequest, v1.ListSessionsResponse]
+	deleteSession    *connect.Client[v1.DeleteSessionRequest, v1.DeleteSessionResponse]
+	setEnv           *connect.Client[v1.SetEnvRequest, v1.SetEnvResponse]
 }
 
 // Exec calls hutch.v1.ProcessService.Exec.
@@ -504,6 +550,26 @@ func (c *processServiceClient) WaitProcess(ctx context.Context, req *connect.Req
 	return c.waitProcess.CallUnary(ctx, req)
 }
 
+// CreateSession calls hutch.v1.ProcessService.CreateSession.
+func (c *processServiceClient) CreateSession(ctx context.Context, req *connect.Request[v1.CreateSessionRequest]) (*connect.Response[v1.SessionInfo], error) {
+	return c.createSession.CallUnary(ctx, req)
+}
+
+// ListSessions calls hutch.v1.ProcessService.ListSessions.
+func (c *processServiceClient) ListSessions(ctx context.Context, req *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error) {
+	return c.listSessions.CallUnary(ctx, req)
+}
+
+// DeleteSession calls hutch.v1.ProcessService.DeleteSession.
+func (c *processServiceClient) DeleteSession(ctx context.Context, req *connect.Request[v1.DeleteSessionRequest]) (*connect.Response[v1.DeleteSessionResponse], error) {
+	return c.deleteSession.CallUnary(ctx, req)
+}
+
+// SetEnv calls hutch.v1.ProcessService.SetEnv.
+func (c *processServiceClient) SetEnv(ctx context.Context, req *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error) {
+	return c.setEnv.CallUnary(ctx, req)
+}
+
 // ProcessServiceHandler is an implementation of the hutch.v1.ProcessService service.
 type ProcessServiceHandler interface {
 	// Exec runs a command to completion, streaming its output. The stream ends
@@ -531,6 +597,13 @@ type ProcessServiceHandler interface {
 	// (failed_precondition, with its exit status and last output), or the
 	// timeout passes (deadline_exceeded).
 	WaitProcess(context.Context, *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error)
+	// Sessions: long-lived shells with their own cwd and environment.
+	CreateSession(context.Context, *connect.Request[v1.CreateSessionRequest]) (*connect.Response[v1.SessionInfo], error)
+	ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error)
+	DeleteSession(context.Context, *connect.Request[v1.DeleteSessionRequest]) (*connect.Response[v1.DeleteSessionResponse], error)
+	// SetEnv sets and unsets variables of one session, or, with no session,
+	// of the sandbox: every later exec, process and new session sees them.
+	SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error)
 }
 
 // NewProcessServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -600,6 +673,30 @@ func NewProcessServiceHandler(svc ProcessServiceHandler, opts ...connect.Handler
 		connect.WithSchema(processServiceMethods.ByName("WaitProcess")),
 		connect.WithHandlerOptions(opts...),
 	)
+	processServiceCreateSessionHandler := connect.NewUnaryHandler(
+		ProcessServiceCreateSessionProcedure,
+		svc.CreateSession,
+		connect.WithSchema(processServiceMethods.ByName("CreateSession")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceListSessionsHandler := connect.NewUnaryHandler(
+		ProcessServiceListSessionsProcedure,
+		svc.ListSessions,
+		connect.WithSchema(processServiceMethods.ByName("ListSessions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceDeleteSessionHandler := connect.NewUnaryHandler(
+		ProcessServiceDeleteSessionProcedure,
+		svc.DeleteSession,
+		connect.WithSchema(processServiceMethods.ByName("DeleteSession")),
+		connect.WithHandlerOptions(opts...),
+	)
+	processServiceSetEnvHandler := connect.NewUnaryHandler(
+		ProcessServiceSetEnvProcedure,
+		svc.SetEnv,
+		connect.WithSchema(processServiceMethods.ByName("SetEnv")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hutch.v1.ProcessService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProcessServiceExecProcedure:
@@ -622,6 +719,14 @@ func NewProcessServiceHandler(svc ProcessServiceHandler, opts ...connect.Handler
 			processServiceProcessLogsHandler.ServeHTTP(w, r)
 		case ProcessServiceWaitProcessProcedure:
 			processServiceWaitProcessHandler.ServeHTTP(w, r)
+		case ProcessServiceCreateSessionProcedure:
+			processServiceCreateSessionHandler.ServeHTTP(w, r)
+		case ProcessServiceListSessionsProcedure:
+			processServiceListSessionsHandler.ServeHTTP(w, r)
+		case ProcessServiceDeleteSessionProcedure:
+			processServiceDeleteSessionHandler.ServeHTTP(w, r)
+		case ProcessServiceSetEnvProcedure:
+			processServiceSetEnvHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -669,6 +774,22 @@ func (UnimplementedProcessServiceHandler) ProcessLogs(context.Context, *connect.
 
 func (UnimplementedProcessServiceHandler) WaitProcess(context.Context, *connect.Request[v1.WaitProcessRequest]) (*connect.Response[v1.WaitProcessResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.WaitProcess is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) CreateSession(context.Context, *connect.Request[v1.CreateSessionRequest]) (*connect.Response[v1.SessionInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.CreateSession is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) ListSessions(context.Context, *connect.Request[v1.ListSessionsRequest]) (*connect.Response[v1.ListSessionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.ListSessions is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) DeleteSession(context.Context, *connect.Request[v1.DeleteSessionRequest]) (*connect.Response[v1.DeleteSessionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.DeleteSession is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.SetEnv is not implemented"))
 }
 
 // FileServiceClient is a client for the hutch.v1.FileService service.
