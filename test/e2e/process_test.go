@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +96,66 @@ func TestProcessLogsFollowAndTreeKill(t *testing.T) {
 	}
 	if _, err := c.Process(ctx, "logs", "no-such-id"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("get of an unknown id: %v", err)
+	}
+}
+
+// A process that floods its logs neither slows the sandbox's other calls
+// nor grows the agent's memory past its bounded buffers; a process with 100
+// children dies with all of them.
+func TestProcessFloodAndForkKill(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	c := d.Client
+	flood := `import sys, time
+end = time.time() + 4
+i = 0
+while time.time() < end:
+    for _ in range(100):
+        sys.stdout.write("log line %d with some padding to look like a real log line\n" % i); i += 1
+    sys.stdout.flush(); time.sleep(0.005)
+`
+	if _, err := c.StartProcess(ctx, "flood", []string{"python3", "-c", flood}, client.ProcessOptions{ID: "flood"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		t0 := time.Now()
+		d.run("flood", "true")
+		if el := time.Since(t0); el > time.Second {
+			t.Fatalf("exec took %v during the log flood", el)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := c.WaitForExit(ctx, "flood", "flood", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	_, pos, err := c.ProcessLogs(ctx, "flood", "flood", client.LogOptions{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pos.Truncated || out.Len() > 2<<20 || pos.Stdout < 4<<20 {
+		t.Fatalf("flood logs: kept %d bytes of %d, truncated %v: want a bounded tail", out.Len(), pos.Stdout, pos.Truncated)
+	}
+	rss := d.run("flood", "sh", "-c", "grep VmRSS /proc/1/status | tr -s ' ' | cut -d' ' -f2")
+	if kb, _ := strconv.Atoi(strings.TrimSpace(rss)); kb == 0 || kb > 64<<10 {
+		t.Fatalf("agent RSS %s kB after the flood", strings.TrimSpace(rss))
+	}
+
+	p, err := c.StartProcess(ctx, "flood", nil, client.ProcessOptions{ID: "forker", Shell: "for i in $(seq 100); do sleep 4000 & done; wait"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(pgrep(t, d, "flood", "^sleep 4000"), "\n") < 100 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := strings.Count(pgrep(t, d, "flood", "^sleep 4000"), "\n"); n != 100 {
+		t.Fatalf("%d children running, want 100", n)
+	}
+	if _, err := c.KillProcess(ctx, "flood", p.Id, "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if left := pgrep(t, d, "flood", "^sleep 4000"); left != "" {
+		t.Fatalf("%d children survived the kill", strings.Count(left, "\n"))
 	}
 }
