@@ -35,3 +35,10 @@ func (h *processes) SetEnv(ctx context.Context, req *connect.Request[hutchv1.Set
 		return c.Process.SetEnv
 	})
 }
+
+// GitCheckout clones into the sandbox, creating it on demand.
+func (h *processes) GitCheckout(ctx context.Context, req *connect.Request[hutchv1.GitCheckoutRequest]) (*connect.Response[hutchv1.GitCheckoutResponse], error) {
+	return unary(ctx, h.s, req.Msg.Sandbox, true, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.GitCheckoutRequest]) (*connect.Response[hutchv1.GitCheckoutResponse], error) {
+		return c.Process.GitCheckout
+	})
+}

@@ -1008,6 +1008,154 @@ func (*DeleteResponse) Descriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{15}
 }
 
+type GitCheckoutRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Url     string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Branch or tag; the remote's default when empty.
+	Branch string `protobuf:"bytes,3,opt,name=branch,proto3" json:"branch,omitempty"`
+	// Shallow clone of this many commits; 0 for full history.
+	Depth int32 `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
+	// Where to clone; /workspace/<repository name> when empty.
+	TargetDir string `protobuf:"bytes,5,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	// Default 5 minutes.
+	TimeoutMs     int64 `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GitCheckoutRequest) Reset() {
+	*x = GitCheckoutRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitCheckoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitCheckoutRequest) ProtoMessage() {}
+
+func (x *GitCheckoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitCheckoutRequest.ProtoReflect.Descriptor instead.
+func (*GitCheckoutRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GitCheckoutRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *GitCheckoutRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *GitCheckoutRequest) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *GitCheckoutRequest) GetDepth() int32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *GitCheckoutRequest) GetTargetDir() string {
+	if x != nil {
+		return x.TargetDir
+	}
+	return ""
+}
+
+func (x *GitCheckoutRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+type GitCheckoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TargetDir     string                 `protobuf:"bytes,1,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
+	Branch        string                 `protobuf:"bytes,2,opt,name=branch,proto3" json:"branch,omitempty"`
+	Commit        string                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GitCheckoutResponse) Reset() {
+	*x = GitCheckoutResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitCheckoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitCheckoutResponse) ProtoMessage() {}
+
+func (x *GitCheckoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitCheckoutResponse.ProtoReflect.Descriptor instead.
+func (*GitCheckoutResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GitCheckoutResponse) GetTargetDir() string {
+	if x != nil {
+		return x.TargetDir
+	}
+	return ""
+}
+
+func (x *GitCheckoutResponse) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *GitCheckoutResponse) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
 type SessionInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1019,7 +1167,7 @@ type SessionInfo struct {
 
 func (x *SessionInfo) Reset() {
 	*x = SessionInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1179,7 @@ func (x *SessionInfo) String() string {
 func (*SessionInfo) ProtoMessage() {}
 
 func (x *SessionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[16]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1192,7 @@ func (x *SessionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionInfo.ProtoReflect.Descriptor instead.
 func (*SessionInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{16}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SessionInfo) GetId() string {
@@ -1081,7 +1229,7 @@ type CreateSessionRequest struct {
 
 func (x *CreateSessionRequest) Reset() {
 	*x = CreateSessionRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1241,7 @@ func (x *CreateSessionRequest) String() string {
 func (*CreateSessionRequest) ProtoMessage() {}
 
 func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[17]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1254,7 @@ func (x *CreateSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSessionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSessionRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{17}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateSessionRequest) GetSandbox() string {
@@ -1146,7 +1294,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1306,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[18]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1319,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{18}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListSessionsRequest) GetSandbox() string {
@@ -1190,7 +1338,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1350,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[19]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1363,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{19}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*SessionInfo {
@@ -1235,7 +1383,7 @@ type DeleteSessionRequest struct {
 
 func (x *DeleteSessionRequest) Reset() {
 	*x = DeleteSessionRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1395,7 @@ func (x *DeleteSessionRequest) String() string {
 func (*DeleteSessionRequest) ProtoMessage() {}
 
 func (x *DeleteSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[20]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1408,7 @@ func (x *DeleteSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSessionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSessionRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{20}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteSessionRequest) GetSandbox() string {
@@ -1285,7 +1433,7 @@ type DeleteSessionResponse struct {
 
 func (x *DeleteSessionResponse) Reset() {
 	*x = DeleteSessionResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1445,7 @@ func (x *DeleteSessionResponse) String() string {
 func (*DeleteSessionResponse) ProtoMessage() {}
 
 func (x *DeleteSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[21]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1458,7 @@ func (x *DeleteSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSessionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSessionResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{21}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
 }
 
 type SetEnvRequest struct {
@@ -1326,7 +1474,7 @@ type SetEnvRequest struct {
 
 func (x *SetEnvRequest) Reset() {
 	*x = SetEnvRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1486,7 @@ func (x *SetEnvRequest) String() string {
 func (*SetEnvRequest) ProtoMessage() {}
 
 func (x *SetEnvRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[22]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1499,7 @@ func (x *SetEnvRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetEnvRequest.ProtoReflect.Descriptor instead.
 func (*SetEnvRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{22}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetEnvRequest) GetSandbox() string {
@@ -1390,7 +1538,7 @@ type SetEnvResponse struct {
 
 func (x *SetEnvResponse) Reset() {
 	*x = SetEnvResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1550,7 @@ func (x *SetEnvResponse) String() string {
 func (*SetEnvResponse) ProtoMessage() {}
 
 func (x *SetEnvResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[23]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1563,7 @@ func (x *SetEnvResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetEnvResponse.ProtoReflect.Descriptor instead.
 func (*SetEnvResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{23}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
 }
 
 type ProcessInfo struct {
@@ -1436,7 +1584,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1448,7 +1596,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[24]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1461,7 +1609,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{24}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -1542,7 +1690,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1702,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[25]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1715,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{25}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StartProcessRequest) GetSandbox() string {
@@ -1621,7 +1769,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1781,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[26]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1794,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{26}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListProcessesRequest) GetSandbox() string {
@@ -1665,7 +1813,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1825,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[27]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1838,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{27}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -1710,7 +1858,7 @@ type ProcessRef struct {
 
 func (x *ProcessRef) Reset() {
 	*x = ProcessRef{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1870,7 @@ func (x *ProcessRef) String() string {
 func (*ProcessRef) ProtoMessage() {}
 
 func (x *ProcessRef) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[28]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1883,7 @@ func (x *ProcessRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRef.ProtoReflect.Descriptor instead.
 func (*ProcessRef) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{28}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ProcessRef) GetSandbox() string {
@@ -1766,7 +1914,7 @@ type KillProcessRequest struct {
 
 func (x *KillProcessRequest) Reset() {
 	*x = KillProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1926,7 @@ func (x *KillProcessRequest) String() string {
 func (*KillProcessRequest) ProtoMessage() {}
 
 func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[29]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1939,7 @@ func (x *KillProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillProcessRequest.ProtoReflect.Descriptor instead.
 func (*KillProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{29}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KillProcessRequest) GetSandbox() string {
@@ -1831,7 +1979,7 @@ type KillAllProcessesRequest struct {
 
 func (x *KillAllProcessesRequest) Reset() {
 	*x = KillAllProcessesRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +1991,7 @@ func (x *KillAllProcessesRequest) String() string {
 func (*KillAllProcessesRequest) ProtoMessage() {}
 
 func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[30]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2004,7 @@ func (x *KillAllProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillAllProcessesRequest.ProtoReflect.Descriptor instead.
 func (*KillAllProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{30}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KillAllProcessesRequest) GetSandbox() string {
@@ -1875,7 +2023,7 @@ type KillAllProcessesResponse struct {
 
 func (x *KillAllProcessesResponse) Reset() {
 	*x = KillAllProcessesResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2035,7 @@ func (x *KillAllProcessesResponse) String() string {
 func (*KillAllProcessesResponse) ProtoMessage() {}
 
 func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[31]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2048,7 @@ func (x *KillAllProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillAllProcessesResponse.ProtoReflect.Descriptor instead.
 func (*KillAllProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{31}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *KillAllProcessesResponse) GetKilled() int32 {
@@ -1927,7 +2075,7 @@ type ProcessLogsRequest struct {
 
 func (x *ProcessLogsRequest) Reset() {
 	*x = ProcessLogsRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2087,7 @@ func (x *ProcessLogsRequest) String() string {
 func (*ProcessLogsRequest) ProtoMessage() {}
 
 func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[32]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2100,7 @@ func (x *ProcessLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLogsRequest.ProtoReflect.Descriptor instead.
 func (*ProcessLogsRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{32}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ProcessLogsRequest) GetSandbox() string {
@@ -2012,7 +2160,7 @@ type ProcessLogEvent struct {
 
 func (x *ProcessLogEvent) Reset() {
 	*x = ProcessLogEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2172,7 @@ func (x *ProcessLogEvent) String() string {
 func (*ProcessLogEvent) ProtoMessage() {}
 
 func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[33]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2185,7 @@ func (x *ProcessLogEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLogEvent.ProtoReflect.Descriptor instead.
 func (*ProcessLogEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{33}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ProcessLogEvent) GetEvent() isProcessLogEvent_Event {
@@ -2125,7 +2273,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2285,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[34]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2298,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{34}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogChunk) GetOffset() int64 {
@@ -2192,7 +2340,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2352,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[35]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2365,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{35}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WaitProcessRequest) GetSandbox() string {
@@ -2315,7 +2463,7 @@ type PortCondition struct {
 
 func (x *PortCondition) Reset() {
 	*x = PortCondition{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2475,7 @@ func (x *PortCondition) String() string {
 func (*PortCondition) ProtoMessage() {}
 
 func (x *PortCondition) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[36]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2488,7 @@ func (x *PortCondition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortCondition.ProtoReflect.Descriptor instead.
 func (*PortCondition) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{36}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PortCondition) GetPort() int32 {
@@ -2389,7 +2537,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2549,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[37]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2562,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{37}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WaitProcessResponse) GetLine() string {
@@ -2454,7 +2602,7 @@ type ExecRequest struct {
 
 func (x *ExecRequest) Reset() {
 	*x = ExecRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2614,7 @@ func (x *ExecRequest) String() string {
 func (*ExecRequest) ProtoMessage() {}
 
 func (x *ExecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[38]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2627,7 @@ func (x *ExecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
 func (*ExecRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{38}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ExecRequest) GetSandbox() string {
@@ -2554,7 +2702,7 @@ type ExecEvent struct {
 
 func (x *ExecEvent) Reset() {
 	*x = ExecEvent{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2714,7 @@ func (x *ExecEvent) String() string {
 func (*ExecEvent) ProtoMessage() {}
 
 func (x *ExecEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[39]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2727,7 @@ func (x *ExecEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecEvent.ProtoReflect.Descriptor instead.
 func (*ExecEvent) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{39}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExecEvent) GetEvent() isExecEvent_Event {
@@ -2680,7 +2828,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2840,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[40]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2853,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{40}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExecStarted) GetId() string {
@@ -2735,7 +2883,7 @@ type ExecExit struct {
 
 func (x *ExecExit) Reset() {
 	*x = ExecExit{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2895,7 @@ func (x *ExecExit) String() string {
 func (*ExecExit) ProtoMessage() {}
 
 func (x *ExecExit) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[41]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2908,7 @@ func (x *ExecExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
 func (*ExecExit) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{41}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExecExit) GetCode() int32 {
@@ -2792,7 +2940,7 @@ type KeepAlive struct {
 
 func (x *KeepAlive) Reset() {
 	*x = KeepAlive{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2952,7 @@ func (x *KeepAlive) String() string {
 func (*KeepAlive) ProtoMessage() {}
 
 func (x *KeepAlive) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[42]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2965,7 @@ func (x *KeepAlive) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAlive.ProtoReflect.Descriptor instead.
 func (*KeepAlive) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{42}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{44}
 }
 
 type WriteStdinRequest struct {
@@ -2833,7 +2981,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +2993,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[43]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3006,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{43}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *WriteStdinRequest) GetSandbox() string {
@@ -2897,7 +3045,7 @@ type WriteStdinResponse struct {
 
 func (x *WriteStdinResponse) Reset() {
 	*x = WriteStdinResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +3057,7 @@ func (x *WriteStdinResponse) String() string {
 func (*WriteStdinResponse) ProtoMessage() {}
 
 func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[44]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +3070,7 @@ func (x *WriteStdinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinResponse.ProtoReflect.Descriptor instead.
 func (*WriteStdinResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{44}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{46}
 }
 
 type SignalRequest struct {
@@ -2937,7 +3085,7 @@ type SignalRequest struct {
 
 func (x *SignalRequest) Reset() {
 	*x = SignalRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2949,7 +3097,7 @@ func (x *SignalRequest) String() string {
 func (*SignalRequest) ProtoMessage() {}
 
 func (x *SignalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[45]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2962,7 +3110,7 @@ func (x *SignalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalRequest.ProtoReflect.Descriptor instead.
 func (*SignalRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{45}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SignalRequest) GetSandbox() string {
@@ -2994,7 +3142,7 @@ type SignalResponse struct {
 
 func (x *SignalResponse) Reset() {
 	*x = SignalResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3006,7 +3154,7 @@ func (x *SignalResponse) String() string {
 func (*SignalResponse) ProtoMessage() {}
 
 func (x *SignalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[46]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3019,7 +3167,7 @@ func (x *SignalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalResponse.ProtoReflect.Descriptor instead.
 func (*SignalResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{46}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{48}
 }
 
 type FileInfo struct {
@@ -3040,7 +3188,7 @@ type FileInfo struct {
 
 func (x *FileInfo) Reset() {
 	*x = FileInfo{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3200,7 @@ func (x *FileInfo) String() string {
 func (*FileInfo) ProtoMessage() {}
 
 func (x *FileInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[47]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3213,7 @@ func (x *FileInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileInfo.ProtoReflect.Descriptor instead.
 func (*FileInfo) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{47}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FileInfo) GetName() string {
@@ -3127,7 +3275,7 @@ type StatRequest struct {
 
 func (x *StatRequest) Reset() {
 	*x = StatRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3287,7 @@ func (x *StatRequest) String() string {
 func (*StatRequest) ProtoMessage() {}
 
 func (x *StatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[48]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3152,7 +3300,7 @@ func (x *StatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatRequest.ProtoReflect.Descriptor instead.
 func (*StatRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{48}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *StatRequest) GetSandbox() string {
@@ -3180,7 +3328,7 @@ type StatResponse struct {
 
 func (x *StatResponse) Reset() {
 	*x = StatResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3192,7 +3340,7 @@ func (x *StatResponse) String() string {
 func (*StatResponse) ProtoMessage() {}
 
 func (x *StatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[49]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3205,7 +3353,7 @@ func (x *StatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatResponse.ProtoReflect.Descriptor instead.
 func (*StatResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{49}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StatResponse) GetExists() bool {
@@ -3235,7 +3383,7 @@ type ListDirRequest struct {
 
 func (x *ListDirRequest) Reset() {
 	*x = ListDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[50]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3247,7 +3395,7 @@ func (x *ListDirRequest) String() string {
 func (*ListDirRequest) ProtoMessage() {}
 
 func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[50]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3260,7 +3408,7 @@ func (x *ListDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirRequest.ProtoReflect.Descriptor instead.
 func (*ListDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{50}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListDirRequest) GetSandbox() string {
@@ -3300,7 +3448,7 @@ type ListDirResponse struct {
 
 func (x *ListDirResponse) Reset() {
 	*x = ListDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[51]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3460,7 @@ func (x *ListDirResponse) String() string {
 func (*ListDirResponse) ProtoMessage() {}
 
 func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[51]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3473,7 @@ func (x *ListDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDirResponse.ProtoReflect.Descriptor instead.
 func (*ListDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{51}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListDirResponse) GetEntries() []*FileInfo {
@@ -3348,7 +3496,7 @@ type MakeDirRequest struct {
 
 func (x *MakeDirRequest) Reset() {
 	*x = MakeDirRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[52]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3360,7 +3508,7 @@ func (x *MakeDirRequest) String() string {
 func (*MakeDirRequest) ProtoMessage() {}
 
 func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[52]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3373,7 +3521,7 @@ func (x *MakeDirRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirRequest.ProtoReflect.Descriptor instead.
 func (*MakeDirRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{52}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *MakeDirRequest) GetSandbox() string {
@@ -3412,7 +3560,7 @@ type MakeDirResponse struct {
 
 func (x *MakeDirResponse) Reset() {
 	*x = MakeDirResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[53]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3572,7 @@ func (x *MakeDirResponse) String() string {
 func (*MakeDirResponse) ProtoMessage() {}
 
 func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[53]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3585,7 @@ func (x *MakeDirResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MakeDirResponse.ProtoReflect.Descriptor instead.
 func (*MakeDirResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{53}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{55}
 }
 
 type RemoveRequest struct {
@@ -3451,7 +3599,7 @@ type RemoveRequest struct {
 
 func (x *RemoveRequest) Reset() {
 	*x = RemoveRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[54]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3611,7 @@ func (x *RemoveRequest) String() string {
 func (*RemoveRequest) ProtoMessage() {}
 
 func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[54]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3624,7 @@ func (x *RemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{54}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveRequest) GetSandbox() string {
@@ -3508,7 +3656,7 @@ type RemoveResponse struct {
 
 func (x *RemoveResponse) Reset() {
 	*x = RemoveResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[55]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3668,7 @@ func (x *RemoveResponse) String() string {
 func (*RemoveResponse) ProtoMessage() {}
 
 func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[55]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3681,7 @@ func (x *RemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveResponse.ProtoReflect.Descriptor instead.
 func (*RemoveResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{55}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{57}
 }
 
 type RenameRequest struct {
@@ -3549,7 +3697,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[56]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +3709,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[56]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +3722,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{56}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RenameRequest) GetSandbox() string {
@@ -3613,7 +3761,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_hutch_v1_hutch_proto_msgTypes[57]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3773,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_hutch_proto_msgTypes[57]
+	mi := &file_hutch_v1_hutch_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3786,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{57}
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{59}
 }
 
 var File_hutch_v1_hutch_proto protoreflect.FileDescriptor
@@ -3694,7 +3842,21 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\tsandboxes\x18\x01 \x03(\v2\x11.hutch.v1.SandboxR\tsandboxes\"#\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x10\n" +
-	"\x0eDeleteResponse\"j\n" +
+	"\x0eDeleteResponse\"\xac\x01\n" +
+	"\x12GitCheckoutRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
+	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x14\n" +
+	"\x05depth\x18\x04 \x01(\x05R\x05depth\x12\x1d\n" +
+	"\n" +
+	"target_dir\x18\x05 \x01(\tR\ttargetDir\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"d\n" +
+	"\x13GitCheckoutResponse\x12\x1d\n" +
+	"\n" +
+	"target_dir\x18\x01 \x01(\tR\ttargetDir\x12\x16\n" +
+	"\x06branch\x18\x02 \x01(\tR\x06branch\x12\x16\n" +
+	"\x06commit\x18\x03 \x01(\tR\x06commit\"j\n" +
 	"\vSessionInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03cwd\x18\x02 \x01(\tR\x03cwd\x129\n" +
@@ -3906,7 +4068,7 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\n" +
 	"ExposePort\x12\x1b.hutch.v1.ExposePortRequest\x1a\x15.hutch.v1.ExposedPort\x12M\n" +
 	"\fUnexposePort\x12\x1d.hutch.v1.UnexposePortRequest\x1a\x1e.hutch.v1.UnexposePortResponse\x12Y\n" +
-	"\x10ListExposedPorts\x12!.hutch.v1.ListExposedPortsRequest\x1a\".hutch.v1.ListExposedPortsResponse2\xfa\a\n" +
+	"\x10ListExposedPorts\x12!.hutch.v1.ListExposedPortsRequest\x1a\".hutch.v1.ListExposedPortsResponse2\xc6\b\n" +
 	"\x0eProcessService\x124\n" +
 	"\x04Exec\x12\x15.hutch.v1.ExecRequest\x1a\x13.hutch.v1.ExecEvent0\x01\x12G\n" +
 	"\n" +
@@ -3923,7 +4085,8 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\rCreateSession\x12\x1e.hutch.v1.CreateSessionRequest\x1a\x15.hutch.v1.SessionInfo\x12M\n" +
 	"\fListSessions\x12\x1d.hutch.v1.ListSessionsRequest\x1a\x1e.hutch.v1.ListSessionsResponse\x12P\n" +
 	"\rDeleteSession\x12\x1e.hutch.v1.DeleteSessionRequest\x1a\x1f.hutch.v1.DeleteSessionResponse\x12;\n" +
-	"\x06SetEnv\x12\x17.hutch.v1.SetEnvRequest\x1a\x18.hutch.v1.SetEnvResponse2\xbe\x02\n" +
+	"\x06SetEnv\x12\x17.hutch.v1.SetEnvRequest\x1a\x18.hutch.v1.SetEnvResponse\x12J\n" +
+	"\vGitCheckout\x12\x1c.hutch.v1.GitCheckoutRequest\x1a\x1d.hutch.v1.GitCheckoutResponse2\xbe\x02\n" +
 	"\vFileService\x125\n" +
 	"\x04Stat\x12\x15.hutch.v1.StatRequest\x1a\x16.hutch.v1.StatResponse\x12>\n" +
 	"\aListDir\x12\x18.hutch.v1.ListDirRequest\x1a\x19.hutch.v1.ListDirResponse\x12>\n" +
@@ -3944,7 +4107,7 @@ func file_hutch_v1_hutch_proto_rawDescGZIP() []byte {
 }
 
 var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_hutch_v1_hutch_proto_goTypes = []any{
 	(State)(0),                       // 0: hutch.v1.State
 	(ProcessStatus)(0),               // 1: hutch.v1.ProcessStatus
@@ -3965,86 +4128,88 @@ var file_hutch_v1_hutch_proto_goTypes = []any{
 	(*ListResponse)(nil),             // 16: hutch.v1.ListResponse
 	(*DeleteRequest)(nil),            // 17: hutch.v1.DeleteRequest
 	(*DeleteResponse)(nil),           // 18: hutch.v1.DeleteResponse
-	(*SessionInfo)(nil),              // 19: hutch.v1.SessionInfo
-	(*CreateSessionRequest)(nil),     // 20: hutch.v1.CreateSessionRequest
-	(*ListSessionsRequest)(nil),      // 21: hutch.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),     // 22: hutch.v1.ListSessionsResponse
-	(*DeleteSessionRequest)(nil),     // 23: hutch.v1.DeleteSessionRequest
-	(*DeleteSessionResponse)(nil),    // 24: hutch.v1.DeleteSessionResponse
-	(*SetEnvRequest)(nil),            // 25: hutch.v1.SetEnvRequest
-	(*SetEnvResponse)(nil),           // 26: hutch.v1.SetEnvResponse
-	(*ProcessInfo)(nil),              // 27: hutch.v1.ProcessInfo
-	(*StartProcessRequest)(nil),      // 28: hutch.v1.StartProcessRequest
-	(*ListProcessesRequest)(nil),     // 29: hutch.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),    // 30: hutch.v1.ListProcessesResponse
-	(*ProcessRef)(nil),               // 31: hutch.v1.ProcessRef
-	(*KillProcessRequest)(nil),       // 32: hutch.v1.KillProcessRequest
-	(*KillAllProcessesRequest)(nil),  // 33: hutch.v1.KillAllProcessesRequest
-	(*KillAllProcessesResponse)(nil), // 34: hutch.v1.KillAllProcessesResponse
-	(*ProcessLogsRequest)(nil),       // 35: hutch.v1.ProcessLogsRequest
-	(*ProcessLogEvent)(nil),          // 36: hutch.v1.ProcessLogEvent
-	(*LogChunk)(nil),                 // 37: hutch.v1.LogChunk
-	(*WaitProcessRequest)(nil),       // 38: hutch.v1.WaitProcessRequest
-	(*PortCondition)(nil),            // 39: hutch.v1.PortCondition
-	(*WaitProcessResponse)(nil),      // 40: hutch.v1.WaitProcessResponse
-	(*ExecRequest)(nil),              // 41: hutch.v1.ExecRequest
-	(*ExecEvent)(nil),                // 42: hutch.v1.ExecEvent
-	(*ExecStarted)(nil),              // 43: hutch.v1.ExecStarted
-	(*ExecExit)(nil),                 // 44: hutch.v1.ExecExit
-	(*KeepAlive)(nil),                // 45: hutch.v1.KeepAlive
-	(*WriteStdinRequest)(nil),        // 46: hutch.v1.WriteStdinRequest
-	(*WriteStdinResponse)(nil),       // 47: hutch.v1.WriteStdinResponse
-	(*SignalRequest)(nil),            // 48: hutch.v1.SignalRequest
-	(*SignalResponse)(nil),           // 49: hutch.v1.SignalResponse
-	(*FileInfo)(nil),                 // 50: hutch.v1.FileInfo
-	(*StatRequest)(nil),              // 51: hutch.v1.StatRequest
-	(*StatResponse)(nil),             // 52: hutch.v1.StatResponse
-	(*ListDirRequest)(nil),           // 53: hutch.v1.ListDirRequest
-	(*ListDirResponse)(nil),          // 54: hutch.v1.ListDirResponse
-	(*MakeDirRequest)(nil),           // 55: hutch.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),          // 56: hutch.v1.MakeDirResponse
-	(*RemoveRequest)(nil),            // 57: hutch.v1.RemoveRequest
-	(*RemoveResponse)(nil),           // 58: hutch.v1.RemoveResponse
-	(*RenameRequest)(nil),            // 59: hutch.v1.RenameRequest
-	(*RenameResponse)(nil),           // 60: hutch.v1.RenameResponse
-	nil,                              // 61: hutch.v1.CreateSessionRequest.EnvEntry
-	nil,                              // 62: hutch.v1.SetEnvRequest.SetEntry
-	nil,                              // 63: hutch.v1.StartProcessRequest.EnvEntry
-	nil,                              // 64: hutch.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),    // 65: google.protobuf.Timestamp
+	(*GitCheckoutRequest)(nil),       // 19: hutch.v1.GitCheckoutRequest
+	(*GitCheckoutResponse)(nil),      // 20: hutch.v1.GitCheckoutResponse
+	(*SessionInfo)(nil),              // 21: hutch.v1.SessionInfo
+	(*CreateSessionRequest)(nil),     // 22: hutch.v1.CreateSessionRequest
+	(*ListSessionsRequest)(nil),      // 23: hutch.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 24: hutch.v1.ListSessionsResponse
+	(*DeleteSessionRequest)(nil),     // 25: hutch.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),    // 26: hutch.v1.DeleteSessionResponse
+	(*SetEnvRequest)(nil),            // 27: hutch.v1.SetEnvRequest
+	(*SetEnvResponse)(nil),           // 28: hutch.v1.SetEnvResponse
+	(*ProcessInfo)(nil),              // 29: hutch.v1.ProcessInfo
+	(*StartProcessRequest)(nil),      // 30: hutch.v1.StartProcessRequest
+	(*ListProcessesRequest)(nil),     // 31: hutch.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),    // 32: hutch.v1.ListProcessesResponse
+	(*ProcessRef)(nil),               // 33: hutch.v1.ProcessRef
+	(*KillProcessRequest)(nil),       // 34: hutch.v1.KillProcessRequest
+	(*KillAllProcessesRequest)(nil),  // 35: hutch.v1.KillAllProcessesRequest
+	(*KillAllProcessesResponse)(nil), // 36: hutch.v1.KillAllProcessesResponse
+	(*ProcessLogsRequest)(nil),       // 37: hutch.v1.ProcessLogsRequest
+	(*ProcessLogEvent)(nil),          // 38: hutch.v1.ProcessLogEvent
+	(*LogChunk)(nil),                 // 39: hutch.v1.LogChunk
+	(*WaitProcessRequest)(nil),       // 40: hutch.v1.WaitProcessRequest
+	(*PortCondition)(nil),            // 41: hutch.v1.PortCondition
+	(*WaitProcessResponse)(nil),      // 42: hutch.v1.WaitProcessResponse
+	(*ExecRequest)(nil),              // 43: hutch.v1.ExecRequest
+	(*ExecEvent)(nil),                // 44: hutch.v1.ExecEvent
+	(*ExecStarted)(nil),              // 45: hutch.v1.ExecStarted
+	(*ExecExit)(nil),                 // 46: hutch.v1.ExecExit
+	(*KeepAlive)(nil),                // 47: hutch.v1.KeepAlive
+	(*WriteStdinRequest)(nil),        // 48: hutch.v1.WriteStdinRequest
+	(*WriteStdinResponse)(nil),       // 49: hutch.v1.WriteStdinResponse
+	(*SignalRequest)(nil),            // 50: hutch.v1.SignalRequest
+	(*SignalResponse)(nil),           // 51: hutch.v1.SignalResponse
+	(*FileInfo)(nil),                 // 52: hutch.v1.FileInfo
+	(*StatRequest)(nil),              // 53: hutch.v1.StatRequest
+	(*StatResponse)(nil),             // 54: hutch.v1.StatResponse
+	(*ListDirRequest)(nil),           // 55: hutch.v1.ListDirRequest
+	(*ListDirResponse)(nil),          // 56: hutch.v1.ListDirResponse
+	(*MakeDirRequest)(nil),           // 57: hutch.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),          // 58: hutch.v1.MakeDirResponse
+	(*RemoveRequest)(nil),            // 59: hutch.v1.RemoveRequest
+	(*RemoveResponse)(nil),           // 60: hutch.v1.RemoveResponse
+	(*RenameRequest)(nil),            // 61: hutch.v1.RenameRequest
+	(*RenameResponse)(nil),           // 62: hutch.v1.RenameResponse
+	nil,                              // 63: hutch.v1.CreateSessionRequest.EnvEntry
+	nil,                              // 64: hutch.v1.SetEnvRequest.SetEntry
+	nil,                              // 65: hutch.v1.StartProcessRequest.EnvEntry
+	nil,                              // 66: hutch.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
 }
 var file_hutch_v1_hutch_proto_depIdxs = []int32{
 	3,  // 0: hutch.v1.ListExposedPortsResponse.ports:type_name -> hutch.v1.ExposedPort
 	0,  // 1: hutch.v1.Sandbox.state:type_name -> hutch.v1.State
-	65, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	65, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	67, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	67, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
 	9,  // 4: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
 	10, // 5: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
 	10, // 6: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
 	10, // 7: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
-	65, // 8: hutch.v1.SessionInfo.created_at:type_name -> google.protobuf.Timestamp
-	61, // 9: hutch.v1.CreateSessionRequest.env:type_name -> hutch.v1.CreateSessionRequest.EnvEntry
-	19, // 10: hutch.v1.ListSessionsResponse.sessions:type_name -> hutch.v1.SessionInfo
-	62, // 11: hutch.v1.SetEnvRequest.set:type_name -> hutch.v1.SetEnvRequest.SetEntry
+	67, // 8: hutch.v1.SessionInfo.created_at:type_name -> google.protobuf.Timestamp
+	63, // 9: hutch.v1.CreateSessionRequest.env:type_name -> hutch.v1.CreateSessionRequest.EnvEntry
+	21, // 10: hutch.v1.ListSessionsResponse.sessions:type_name -> hutch.v1.SessionInfo
+	64, // 11: hutch.v1.SetEnvRequest.set:type_name -> hutch.v1.SetEnvRequest.SetEntry
 	1,  // 12: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
-	65, // 13: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
-	65, // 14: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
-	63, // 15: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
-	27, // 16: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
-	37, // 17: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
-	37, // 18: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
-	27, // 19: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
-	45, // 20: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	39, // 21: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
-	27, // 22: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
-	64, // 23: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
-	43, // 24: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
-	44, // 25: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
-	45, // 26: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	67, // 13: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
+	67, // 14: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
+	65, // 15: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
+	29, // 16: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
+	39, // 17: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
+	39, // 18: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
+	29, // 19: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
+	47, // 20: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	41, // 21: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
+	29, // 22: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
+	66, // 23: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
+	45, // 24: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
+	46, // 25: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
+	47, // 26: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
 	2,  // 27: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
-	65, // 28: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	50, // 29: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
-	50, // 30: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
+	67, // 28: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	52, // 29: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
+	52, // 30: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
 	11, // 31: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
 	13, // 32: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
 	15, // 33: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
@@ -4052,53 +4217,55 @@ var file_hutch_v1_hutch_proto_depIdxs = []int32{
 	4,  // 35: hutch.v1.SandboxService.ExposePort:input_type -> hutch.v1.ExposePortRequest
 	5,  // 36: hutch.v1.SandboxService.UnexposePort:input_type -> hutch.v1.UnexposePortRequest
 	7,  // 37: hutch.v1.SandboxService.ListExposedPorts:input_type -> hutch.v1.ListExposedPortsRequest
-	41, // 38: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
-	46, // 39: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
-	48, // 40: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
-	28, // 41: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
-	29, // 42: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
-	31, // 43: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
-	32, // 44: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
-	33, // 45: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
-	35, // 46: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
-	38, // 47: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
-	20, // 48: hutch.v1.ProcessService.CreateSession:input_type -> hutch.v1.CreateSessionRequest
-	21, // 49: hutch.v1.ProcessService.ListSessions:input_type -> hutch.v1.ListSessionsRequest
-	23, // 50: hutch.v1.ProcessService.DeleteSession:input_type -> hutch.v1.DeleteSessionRequest
-	25, // 51: hutch.v1.ProcessService.SetEnv:input_type -> hutch.v1.SetEnvRequest
-	51, // 52: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
-	53, // 53: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
-	55, // 54: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
-	57, // 55: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
-	59, // 56: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
-	12, // 57: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
-	14, // 58: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
-	16, // 59: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
-	18, // 60: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
-	3,  // 61: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
-	6,  // 62: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
-	8,  // 63: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
-	42, // 64: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
-	47, // 65: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
-	49, // 66: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
-	27, // 67: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
-	30, // 68: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
-	27, // 69: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
-	27, // 70: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
-	34, // 71: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
-	36, // 72: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
-	40, // 73: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
-	19, // 74: hutch.v1.ProcessService.CreateSession:output_type -> hutch.v1.SessionInfo
-	22, // 75: hutch.v1.ProcessService.ListSessions:output_type -> hutch.v1.ListSessionsResponse
-	24, // 76: hutch.v1.ProcessService.DeleteSession:output_type -> hutch.v1.DeleteSessionResponse
-	26, // 77: hutch.v1.ProcessService.SetEnv:output_type -> hutch.v1.SetEnvResponse
-	52, // 78: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
-	54, // 79: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
-	56, // 80: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
-	58, // 81: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
-	60, // 82: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
-	57, // [57:83] is the sub-list for method output_type
-	31, // [31:57] is the sub-list for method input_type
+	43, // 38: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
+	48, // 39: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
+	50, // 40: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
+	30, // 41: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
+	31, // 42: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
+	33, // 43: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
+	34, // 44: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
+	35, // 45: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
+	37, // 46: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
+	40, // 47: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
+	22, // 48: hutch.v1.ProcessService.CreateSession:input_type -> hutch.v1.CreateSessionRequest
+	23, // 49: hutch.v1.ProcessService.ListSessions:input_type -> hutch.v1.ListSessionsRequest
+	25, // 50: hutch.v1.ProcessService.DeleteSession:input_type -> hutch.v1.DeleteSessionRequest
+	27, // 51: hutch.v1.ProcessService.SetEnv:input_type -> hutch.v1.SetEnvRequest
+	19, // 52: hutch.v1.ProcessService.GitCheckout:input_type -> hutch.v1.GitCheckoutRequest
+	53, // 53: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
+	55, // 54: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
+	57, // 55: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
+	59, // 56: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
+	61, // 57: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
+	12, // 58: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
+	14, // 59: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
+	16, // 60: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
+	18, // 61: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
+	3,  // 62: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
+	6,  // 63: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
+	8,  // 64: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
+	44, // 65: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
+	49, // 66: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
+	51, // 67: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
+	29, // 68: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
+	32, // 69: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
+	29, // 70: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
+	29, // 71: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
+	36, // 72: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
+	38, // 73: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
+	42, // 74: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
+	21, // 75: hutch.v1.ProcessService.CreateSession:output_type -> hutch.v1.SessionInfo
+	24, // 76: hutch.v1.ProcessService.ListSessions:output_type -> hutch.v1.ListSessionsResponse
+	26, // 77: hutch.v1.ProcessService.DeleteSession:output_type -> hutch.v1.DeleteSessionResponse
+	28, // 78: hutch.v1.ProcessService.SetEnv:output_type -> hutch.v1.SetEnvResponse
+	20, // 79: hutch.v1.ProcessService.GitCheckout:output_type -> hutch.v1.GitCheckoutResponse
+	54, // 80: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
+	56, // 81: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
+	58, // 82: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
+	60, // 83: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
+	62, // 84: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
+	58, // [58:85] is the sub-list for method output_type
+	31, // [31:58] is the sub-list for method input_type
 	31, // [31:31] is the sub-list for extension type_name
 	31, // [31:31] is the sub-list for extension extendee
 	0,  // [0:31] is the sub-list for field type_name
@@ -4109,18 +4276,18 @@ func file_hutch_v1_hutch_proto_init() {
 	if File_hutch_v1_hutch_proto != nil {
 		return
 	}
-	file_hutch_v1_hutch_proto_msgTypes[33].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[35].OneofWrappers = []any{
 		(*ProcessLogEvent_Stdout)(nil),
 		(*ProcessLogEvent_Stderr)(nil),
 		(*ProcessLogEvent_Exit)(nil),
 		(*ProcessLogEvent_Keepalive)(nil),
 	}
-	file_hutch_v1_hutch_proto_msgTypes[35].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[37].OneofWrappers = []any{
 		(*WaitProcessRequest_Log)(nil),
 		(*WaitProcessRequest_Port)(nil),
 		(*WaitProcessRequest_Exit)(nil),
 	}
-	file_hutch_v1_hutch_proto_msgTypes[39].OneofWrappers = []any{
+	file_hutch_v1_hutch_proto_msgTypes[41].OneofWrappers = []any{
 		(*ExecEvent_Started)(nil),
 		(*ExecEvent_Stdout)(nil),
 		(*ExecEvent_Stderr)(nil),
@@ -4133,7 +4300,7 @@ func file_hutch_v1_hutch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_hutch_proto_rawDesc), len(file_hutch_v1_hutch_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   62,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -98,6 +98,9 @@ const (
 	ProcessServiceDeleteSessionProcedure = "/hutch.v1.ProcessService/DeleteSession"
 	// ProcessServiceSetEnvProcedure is the fully-qualified name of the ProcessService's SetEnv RPC.
 	ProcessServiceSetEnvProcedure = "/hutch.v1.ProcessService/SetEnv"
+	// ProcessServiceGitCheckoutProcedure is the fully-qualified name of the ProcessService's
+	// GitCheckout RPC.
+	ProcessServiceGitCheckoutProcedure = "/hutch.v1.ProcessService/GitCheckout"
 	// FileServiceStatProcedure is the fully-qualified name of the FileService's Stat RPC.
 	FileServiceStatProcedure = "/hutch.v1.FileService/Stat"
 	// FileServiceListDirProcedure is the fully-qualified name of the FileService's ListDir RPC.
@@ -382,6 +385,10 @@ type ProcessServiceClient interface {
 	// SetEnv sets and unsets variables of one session, or, with no session,
 	// of the sandbox: every later exec, process and new session sees them.
 	SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error)
+	// GitCheckout clones a repository into the sandbox. Errors are typed:
+	// not_found (repository or branch), unauthenticated (the remote wants
+	// credentials), already_exists (target not empty), deadline_exceeded.
+	GitCheckout(context.Context, *connect.Request[v1.GitCheckoutRequest]) (*connect.Response[v1.GitCheckoutResponse], error)
 }
 
 // NewProcessServiceClient constructs a client for the hutch.v1.ProcessService service. By default,
@@ -479,6 +486,12 @@ func NewProcessServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(processServiceMethods.ByName("SetEnv")),
 			connect.WithClientOptions(opts...),
 		),
+		gitCheckout: connect.NewClient[v1.GitCheckoutRequest, v1.GitCheckoutResponse](
+			httpClient,
+			baseURL+ProcessServiceGitCheckoutProcedure,
+			connect.WithSchema(processServiceMethods.ByName("GitCheckout")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -498,6 +511,7 @@ type processServiceClient struct {
 	listSessions     *connect.Client[v1.ListSessionsRequest, v1.ListSessionsResponse]
 	deleteSession    *connect.Client[v1.DeleteSessionRequest, v1.DeleteSessionResponse]
 	setEnv           *connect.Client[v1.SetEnvRequest, v1.SetEnvResponse]
+	gitCheckout      *connect.Client[v1.GitCheckoutRequest, v1.GitCheckoutResponse]
 }
 
 // Exec calls hutch.v1.ProcessService.Exec.
@@ -570,6 +584,11 @@ func (c *processServiceClient) SetEnv(ctx context.Context, req *connect.Request[
 	return c.setEnv.CallUnary(ctx, req)
 }
 
+// GitCheckout calls hutch.v1.ProcessService.GitCheckout.
+func (c *processServiceClient) GitCheckout(ctx context.Context, req *connect.Request[v1.GitCheckoutRequest]) (*connect.Response[v1.GitCheckoutResponse], error) {
+	return c.gitCheckout.CallUnary(ctx, req)
+}
+
 // ProcessServiceHandler is an implementation of the hutch.v1.ProcessService service.
 type ProcessServiceHandler interface {
 	// Exec runs a command to completion, streaming its output. The stream ends
@@ -604,6 +623,10 @@ type ProcessServiceHandler interface {
 	// SetEnv sets and unsets variables of one session, or, with no session,
 	// of the sandbox: every later exec, process and new session sees them.
 	SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error)
+	// GitCheckout clones a repository into the sandbox. Errors are typed:
+	// not_found (repository or branch), unauthenticated (the remote wants
+	// credentials), already_exists (target not empty), deadline_exceeded.
+	GitCheckout(context.Context, *connect.Request[v1.GitCheckoutRequest]) (*connect.Response[v1.GitCheckoutResponse], error)
 }
 
 // NewProcessServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -697,6 +720,12 @@ func NewProcessServiceHandler(svc ProcessServiceHandler, opts ...connect.Handler
 		connect.WithSchema(processServiceMethods.ByName("SetEnv")),
 		connect.WithHandlerOptions(opts...),
 	)
+	processServiceGitCheckoutHandler := connect.NewUnaryHandler(
+		ProcessServiceGitCheckoutProcedure,
+		svc.GitCheckout,
+		connect.WithSchema(processServiceMethods.ByName("GitCheckout")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/hutch.v1.ProcessService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProcessServiceExecProcedure:
@@ -727,6 +756,8 @@ func NewProcessServiceHandler(svc ProcessServiceHandler, opts ...connect.Handler
 			processServiceDeleteSessionHandler.ServeHTTP(w, r)
 		case ProcessServiceSetEnvProcedure:
 			processServiceSetEnvHandler.ServeHTTP(w, r)
+		case ProcessServiceGitCheckoutProcedure:
+			processServiceGitCheckoutHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -790,6 +821,10 @@ func (UnimplementedProcessServiceHandler) DeleteSession(context.Context, *connec
 
 func (UnimplementedProcessServiceHandler) SetEnv(context.Context, *connect.Request[v1.SetEnvRequest]) (*connect.Response[v1.SetEnvResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.SetEnv is not implemented"))
+}
+
+func (UnimplementedProcessServiceHandler) GitCheckout(context.Context, *connect.Request[v1.GitCheckoutRequest]) (*connect.Response[v1.GitCheckoutResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.ProcessService.GitCheckout is not implemented"))
 }
 
 // FileServiceClient is a client for the hutch.v1.FileService service.
