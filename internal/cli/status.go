@@ -36,6 +36,11 @@ func newStatusCmd(e *env) *cobra.Command {
 			if l := s.Limits; l != nil {
 				fmt.Fprintf(tw, "limits:\t%.2f CPU, %s memory, %d processes\n", float64(l.CpuMillis)/1000, bytesHuman(l.MemoryBytes), l.Pids)
 			}
+			if ports, err := e.client().ExposedPorts(cmd.Context(), a[0]); err == nil {
+				for _, p := range ports {
+					fmt.Fprintf(tw, "port %d:\t%s\n", p.Port, p.Url)
+				}
+			}
 			return tw.Flush()
 		},
 	}
