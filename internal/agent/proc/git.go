@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"connectrpc.com/connect"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -111,34 +109,14 @@ func gitError(r *hutchv1.GitCheckoutRequest, msg string) error {
 	return fmt.Errorf("git checkout of %s failed: %s: %w", r.Url, last, errdefs.ErrFailedPrecondition)
 }
 
-// collect runs a command to completion and returns its output.
+// collect runs a command to completion and returns (the start of) its output.
 func (s *Service) collect(ctx context.Context, r *hutchv1.ExecRequest) (stdout, stderr string, code int, err error) {
-	var b bufferSink
-	if err := s.exec(ctx, r, &b); err != nil {
+	var c captureSink
+	if err := s.exec(ctx, r, &c); err != nil {
 		return "", "", 0, err
 	}
-	return b.stdout.String(), b.stderr.String(), b.code, nil
-}
-
-// bufferSink keeps what an exec sends.
-type bufferSink struct {
-	stdout, stderr bytes.Buffer
-	code           int
-}
-
-func (b *bufferSink) send(ev *hutchv1.ExecEvent) error {
-	if x, ok := ev.Event.(*hutchv1.ExecEvent_Exit); ok {
-		b.code = int(x.Exit.Code)
+	if c.exit != nil {
+		code = int(c.exit.Code)
 	}
-	return nil
-}
-
-func (b *bufferSink) sendOutput(buf []byte, n int, stdout bool) error {
-	p := buf[envelope.OutputHeadroom : envelope.OutputHeadroom+n]
-	if stdout {
-		b.stdout.Write(p)
-	} else {
-		b.stderr.Write(p)
-	}
-	return nil
+	return c.stdout.String(), c.stderr.String(), code, nil
 }

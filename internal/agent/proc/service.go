@@ -86,14 +86,9 @@ func (s *Service) exec(ctx context.Context, r *hutchv1.ExecRequest, stream sink)
 	if err != nil {
 		return err
 	}
-	id := newID()
-	s.mu.Lock()
-	s.execs[id] = p.exec
-	s.mu.Unlock()
+	id, done := s.register(p.exec)
 	defer func() {
-		s.mu.Lock()
-		delete(s.execs, id)
-		s.mu.Unlock()
+		done()
 		p.exec.closeStdin()
 	}()
 	s.log.Debug("exec", "op", "exec", "id", id, "pid", p.exec.pid, "argv", argv)
@@ -207,6 +202,20 @@ func (e *execution) closeStdin() {
 	if e.stdin != nil {
 		_ = e.stdin.Close()
 		e.stdin = nil
+	}
+}
+
+// register makes a running exec findable by WriteStdin and Signal under a
+// new id, until done is called.
+func (s *Service) register(e *execution) (id string, done func()) {
+	id = newID()
+	s.mu.Lock()
+	s.execs[id] = e
+	s.mu.Unlock()
+	return id, func() {
+		s.mu.Lock()
+		delete(s.execs, id)
+		s.mu.Unlock()
 	}
 }
 

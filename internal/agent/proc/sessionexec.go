@@ -40,7 +40,15 @@ func (s *Service) sessionExec(ctx context.Context, r *hutchv1.ExecRequest, strea
 	if err := checkSessionExec(r); err != nil {
 		return err
 	}
-	sess, err := s.lookupSession(r.Session)
+	return s.withShell(ctx, r.Session, func(sess *session, sh *shell) error {
+		return s.execInShell(ctx, r, stream, sess, sh)
+	})
+}
+
+// withShell runs fn with the session's shell to itself: no other exec or
+// SetEnv runs in it meanwhile, and a shell that died is restarted first.
+func (s *Service) withShell(ctx context.Context, id string, fn func(*session, *shell) error) error {
+	sess, err := s.lookupSession(id)
 	if err != nil {
 		return err
 	}
@@ -53,20 +61,17 @@ func (s *Service) sessionExec(ctx context.Context, r *hutchv1.ExecRequest, strea
 		return err
 	}
 	defer sess.settle(sh)
+	return fn(sess, sh)
+}
+
+func (s *Service) execInShell(ctx context.Context, r *hutchv1.ExecRequest, stream sink, sess *session, sh *shell) error {
 	env, text := sessionScript(r, sh.builtin())
 	run, x, err := s.startInShell(sh, env, text)
 	if err != nil {
 		return fmt.Errorf("session %q: %w", sess.id, err)
 	}
-	id := newID()
-	s.mu.Lock()
-	s.execs[id] = run.exec
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.execs, id)
-		s.mu.Unlock()
-	}()
+	id, done := s.register(run.exec)
+	defer done()
 	s.log.Debug("exec", "op", "exec", "id", id, "session", sess.id, "pid", sh.pid)
 
 	if err := stream.send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Started{Started: &hutchv1.ExecStarted{Id: id, Pid: int32(sh.pid)}}}); err != nil {
@@ -302,11 +307,14 @@ func (r *running) abandon() {
 	}()
 }
 
-// captureSink keeps an internal command's stderr and exit.
+// captureSink keeps the start of an internal command's output, and its exit.
 type captureSink struct {
-	stderr bytes.Buffer
-	exit   *hutchv1.ExecExit
+	stdout, stderr bytes.Buffer
+	exit           *hutchv1.ExecExit
 }
+
+// captureLimit bounds what captureSink keeps of each stream.
+const captureLimit = 64 << 10
 
 func (c *captureSink) send(ev *hutchv1.ExecEvent) error {
 	if e, ok := ev.Event.(*hutchv1.ExecEvent_Exit); ok {
@@ -316,8 +324,12 @@ func (c *captureSink) send(ev *hutchv1.ExecEvent) error {
 }
 
 func (c *captureSink) sendOutput(buf []byte, n int, stdout bool) error {
-	if !stdout && c.stderr.Len() < 4096 {
-		c.stderr.Write(buf[envelope.OutputHeadroom : envelope.OutputHeadroom+n])
+	b := &c.stderr
+	if stdout {
+		b = &c.stdout
+	}
+	if b.Len() < captureLimit {
+		b.Write(buf[envelope.OutputHeadroom : envelope.OutputHeadroom+n])
 	}
 	return nil
 }
@@ -325,19 +337,13 @@ func (c *captureSink) sendOutput(buf []byte, n int, stdout bool) error {
 // sessionSetEnv exports and unsets variables in a session's shell and
 // records them for the shell's restarts.
 func (s *Service) sessionSetEnv(ctx context.Context, id string, set map[string]string, unset []string) error {
-	sess, err := s.lookupSession(id)
-	if err != nil {
-		return err
-	}
-	if err := sess.acquire(ctx); err != nil {
-		return err
-	}
-	defer sess.release()
-	sh, err := s.liveShell(sess)
-	if err != nil {
-		return err
-	}
-	defer sess.settle(sh)
+	return s.withShell(ctx, id, func(sess *session, sh *shell) error {
+		return s.setEnvInShell(ctx, sess, sh, set, unset)
+	})
+}
+
+func (s *Service) setEnvInShell(ctx context.Context, sess *session, sh *shell, set map[string]string, unset []string) error {
+	id := sess.id
 	script := envScript(set, unset, sh.builtin())
 	if script == "" {
 		return nil
