@@ -54,28 +54,6 @@ func New(socket string) *Conn {
 // Close drops idle connections.
 func (c *Conn) Close() { c.HTTP.CloseIdleConnections() }
 
-// Wait blocks until the agent accepts connections on its socket.
-func (c *Conn) Wait(ctx context.Context) error {
-	delay := 200 * time.Microsecond
-	for {
-		conn, err := net.Dial("unix", c.socket)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(ctx.Err(), err)
-		case <-t.C:
-		}
-		if delay < 5*time.Millisecond {
-			delay *= 2
-		}
-	}
-}
-
 // Listen binds a unix socket at path for an agent and returns it as a file
 // to pass to the agent; the socket stays bound when the file is closed.
 func Listen(path string) (*os.File, error) {

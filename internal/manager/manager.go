@@ -110,7 +110,7 @@ func (m *Manager) recover(ctx context.Context, b *box) {
 		if err == nil && st == runtime.StatusRunning {
 			conn := agentconn.New(m.socket(b.rec.ID))
 			wctx, cancel := context.WithTimeout(ctx, time.Second)
-			err = conn.Wait(wctx)
+			err = conn.Ping(wctx)
 			cancel()
 			if err == nil {
 				b.conn = conn
@@ -219,7 +219,7 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 		st, _, err := m.rt.State(ctx, b.rec.ID)
 		if err == nil && st == runtime.StatusRunning && b.conn != nil {
 			wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			err = b.conn.Wait(wctx)
+			err = b.conn.Ping(wctx)
 			cancel()
 			if err == nil {
 				return b.rec, b.conn, false, nil
