@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,7 +34,7 @@ func (c *Client) ReadFile(ctx context.Context, name, path string) (io.ReadCloser
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, 0, httpError(resp)
+		return nil, 0, errdefs.FromHTTP(resp)
 	}
 	return resp.Body, resp.ContentLength, nil
 }
@@ -72,27 +70,10 @@ func (c *Client) WriteFile(ctx context.Context, name, path string, r io.Reader, 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return httpError(resp)
+		return errdefs.FromHTTP(resp)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
-}
-
-// httpError decodes the {"code","message"} body of a failed file request.
-func httpError(resp *http.Response) error {
-	var body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(data, &body) != nil || body.Code == "" {
-		return fmt.Errorf("%s: %s: %w", resp.Status, data, ErrInternal)
-	}
-	var code connect.Code
-	if err := code.UnmarshalText([]byte(body.Code)); err != nil {
-		return fmt.Errorf("%s: %s: %w", resp.Status, body.Message, ErrInternal)
-	}
-	return errdefs.FromConnect(connect.NewError(code, errors.New(body.Message)))
 }
 
 // Stat describes a path; exists is false when there is nothing there.

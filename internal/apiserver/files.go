@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 
@@ -10,7 +9,6 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/agent/files"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
@@ -80,17 +78,17 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 	write := r.Method == http.MethodPut
 	if !write && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD, PUT")
-		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_argument", "use GET, HEAD or PUT")
+		errdefs.WriteHTTPStatus(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented, "use GET, HEAD or PUT")
 		return
 	}
 	c, err := s.conn(r.Context(), name, write)
 	if err != nil {
-		files.WriteError(w, err)
+		errdefs.WriteHTTP(w, err)
 		return
 	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, agentconn.BaseURL+"/v1/files?"+r.URL.RawQuery, r.Body)
 	if err != nil {
-		files.WriteError(w, err)
+		errdefs.WriteHTTP(w, err)
 		return
 	}
 	req.ContentLength = r.ContentLength
@@ -104,7 +102,7 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() == nil {
 			s.sb.MarkBroken(name)
 		}
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "sandbox "+name+": agent unreachable; the sandbox is recovered on the next call")
+		errdefs.WriteHTTPStatus(w, http.StatusServiceUnavailable, connect.CodeUnavailable, "sandbox "+name+": agent unreachable; the sandbox is recovered on the next call")
 		return
 	}
 	defer resp.Body.Close()
@@ -114,13 +112,4 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	buf := make([]byte, 1<<20)
 	_, _ = io.CopyBuffer(w, resp.Body, buf)
-}
-
-func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}{code, msg})
 }

@@ -17,6 +17,7 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/preview"
 )
@@ -106,7 +107,7 @@ func (s *Server) requireKey(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r.Header) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hutch"`)
-			writeJSONError(w, http.StatusUnauthorized, "unauthenticated", unauthenticatedMsg)
+			errdefs.WriteHTTPStatus(w, http.StatusUnauthorized, connect.CodeUnauthenticated, unauthenticatedMsg)
 			return
 		}
 		h(w, r)

@@ -25,7 +25,7 @@ type PutResult struct {
 // ContentHandler serves file contents at ?path=P: GET (with Range) and HEAD
 // read a file; PUT writes one, atomically replacing it unless append=1.
 // PUT also takes mode (octal; default the old file's mode, else 0644) and
-// parents=1 to create missing directories. Errors are written by WriteError.
+// parents=1 to create missing directories. Errors are written by errdefs.WriteHTTP.
 func (s *Service) ContentHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var err error
@@ -36,12 +36,12 @@ func (s *Service) ContentHandler() http.Handler {
 			err = s.servePut(w, r)
 		default:
 			w.Header().Set("Allow", "GET, HEAD, PUT")
-			writeError(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented,
+			errdefs.WriteHTTPStatus(w, http.StatusMethodNotAllowed, connect.CodeUnimplemented,
 				fmt.Sprintf("method %s not allowed", r.Method))
 			return
 		}
 		if err != nil {
-			WriteError(w, err)
+			errdefs.WriteHTTP(w, err)
 		}
 	})
 }

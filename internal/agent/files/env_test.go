@@ -169,7 +169,7 @@ func (e *env) get(p string) (*http.Response, []byte) {
 }
 
 // wantHTTPError checks an error response: status, Connect-shaped JSON body,
-// the category ErrorFromResponse derives, and no host path in the message.
+// the category errdefs.FromHTTP derives, and no host path in the message.
 func (e *env) wantHTTPError(resp *http.Response, body []byte, status int, code connect.Code) {
 	e.t.Helper()
 	if resp.StatusCode != status {
@@ -179,7 +179,7 @@ func (e *env) wantHTTPError(resp *http.Response, body []byte, status int, code c
 		e.t.Errorf("error Content-Type = %q", ct)
 	}
 	resp.Body = io.NopCloser(strings.NewReader(string(body)))
-	err := ErrorFromResponse(resp)
+	err := errdefs.FromHTTP(resp)
 	if got := errdefs.Code(err); got != code {
 		e.t.Errorf("code = %v, want %v (body %s)", got, code, body)
 	}

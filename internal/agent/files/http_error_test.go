@@ -35,7 +35,7 @@ func TestWriteErrorRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			WriteError(rec, tt.err)
+			errdefs.WriteHTTP(rec, tt.err)
 			resp := rec.Result()
 			body, _ := io.ReadAll(resp.Body)
 			want := fmt.Sprintf(`{"code":%q,"message":%q}`, tt.code, tt.err.Error())
@@ -43,15 +43,15 @@ func TestWriteErrorRoundTrip(t *testing.T) {
 				t.Errorf("got %d %s, want %d %s", resp.StatusCode, body, tt.status, want)
 			}
 			resp.Body = io.NopCloser(strings.NewReader(string(body)))
-			err := ErrorFromResponse(resp)
+			err := errdefs.FromHTTP(resp)
 			if !errors.Is(err, tt.cat) || err.Error() != tt.err.Error() {
-				t.Errorf("ErrorFromResponse = %v, want %v with %v", err, tt.err, tt.cat)
+				t.Errorf("FromHTTP = %v, want %v with %v", err, tt.err, tt.cat)
 			}
 		})
 	}
 }
 
-func TestErrorFromResponseForeign(t *testing.T) {
+func TestFromHTTPForeign(t *testing.T) {
 	tests := []struct {
 		status int
 		body   string
@@ -66,7 +66,7 @@ func TestErrorFromResponseForeign(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
 			resp := &http.Response{StatusCode: tt.status, Body: io.NopCloser(strings.NewReader(tt.body))}
-			err := ErrorFromResponse(resp)
+			err := errdefs.FromHTTP(resp)
 			if tt.cat == nil {
 				if err != nil {
 					t.Errorf("err = %v", err)

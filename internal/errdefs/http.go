@@ -1,4 +1,4 @@
-package files
+package errdefs
 
 import (
 	"encoding/json"
@@ -10,25 +10,24 @@ import (
 
 	"connectrpc.com/connect"
 	"golang.org/x/sys/unix"
-
-	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
-// wireError is the body of an error response, shaped like Connect's.
-type wireError struct {
+// httpErrorBody is the body of an error response, shaped like Connect's.
+type httpErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
-// WriteError writes err as an error response: the HTTP status of its
+// WriteHTTP writes err as an error response: the HTTP status of its
 // category and a JSON body shaped like Connect's, {"code":..,"message":..}.
-func WriteError(w http.ResponseWriter, err error) {
-	code := errdefs.Code(err)
-	writeError(w, httpStatus(code, err), code, errdefs.Message(err))
+func WriteHTTP(w http.ResponseWriter, err error) {
+	code := Code(err)
+	WriteHTTPStatus(w, httpStatus(code, err), code, Message(ToConnect(err)))
 }
 
-func writeError(w http.ResponseWriter, status int, code connect.Code, msg string) {
-	body, _ := json.Marshal(wireError{Code: code.String(), Message: msg})
+// WriteHTTPStatus writes an error response with this status, code and message.
+func WriteHTTPStatus(w http.ResponseWriter, status int, code connect.Code, msg string) {
+	body, _ := json.Marshal(httpErrorBody{Code: code.String(), Message: msg})
 	h := w.Header()
 	h.Del("Content-Length")
 	h.Del("Last-Modified")
@@ -70,20 +69,20 @@ func httpStatus(code connect.Code, err error) int {
 	return http.StatusInternalServerError
 }
 
-// ErrorFromResponse turns a failed response from ContentHandler (or a proxy
-// of it) into an errdefs category error carrying the server's message, so
+// FromHTTP turns a failed response written by WriteHTTP (or any HTTP
+// error) into a category error carrying the server's message, so
 // callers can use errors.Is. It returns nil for a 2xx response. It reads,
 // but does not close, resp.Body.
-func ErrorFromResponse(resp *http.Response) error {
+func FromHTTP(resp *http.Response) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var we wireError
+	var we httpErrorBody
 	if json.Unmarshal(body, &we) == nil && we.Code != "" {
 		var code connect.Code
 		if code.UnmarshalText([]byte(we.Code)) == nil {
-			return errdefs.FromConnect(connect.NewError(code, errors.New(we.Message)))
+			return FromConnect(connect.NewError(code, errors.New(we.Message)))
 		}
 	}
 	// Not our body (a proxy's page, a 416 from range handling): the status
@@ -98,23 +97,23 @@ func ErrorFromResponse(resp *http.Response) error {
 func statusCategory(status int) error {
 	switch status {
 	case http.StatusBadRequest, http.StatusRequestedRangeNotSatisfiable:
-		return errdefs.ErrInvalidArgument
+		return ErrInvalidArgument
 	case http.StatusNotFound:
-		return errdefs.ErrNotFound
+		return ErrNotFound
 	case http.StatusConflict:
-		return errdefs.ErrAlreadyExists
+		return ErrAlreadyExists
 	case http.StatusPreconditionFailed:
-		return errdefs.ErrFailedPrecondition
+		return ErrFailedPrecondition
 	case http.StatusForbidden:
-		return errdefs.ErrPermissionDenied
+		return ErrPermissionDenied
 	case http.StatusUnauthorized:
-		return errdefs.ErrUnauthenticated
+		return ErrUnauthenticated
 	case http.StatusTooManyRequests, http.StatusInsufficientStorage, http.StatusRequestEntityTooLarge:
-		return errdefs.ErrResourceExhausted
+		return ErrResourceExhausted
 	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
-		return errdefs.ErrDeadlineExceeded
+		return ErrDeadlineExceeded
 	case http.StatusServiceUnavailable, http.StatusBadGateway:
-		return errdefs.ErrUnavailable
+		return ErrUnavailable
 	}
-	return errdefs.ErrInternal
+	return ErrInternal
 }
