@@ -7,6 +7,7 @@ command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
 command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive

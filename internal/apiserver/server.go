@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -137,6 +138,7 @@ func toProto(r manager.Record) *hutchv1.Sandbox {
 		Image:   r.Image,
 		Runtime: r.Runtime,
 		Reason:  r.Reason,
+		Address: addrString(r.Addr),
 		Limits:  &hutchv1.Limits{CpuMillis: r.Limits.CPUMillis, MemoryBytes: r.Limits.MemoryBytes, Pids: r.Limits.Pids},
 	}
 	if !r.CreatedAt.IsZero() {
@@ -192,4 +194,11 @@ func (a authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc)
 		}
 		return next(ctx, conn)
 	}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

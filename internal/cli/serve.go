@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -15,6 +16,7 @@ func newServeCmd(e *env) *cobra.Command {
 	cfg := daemon.Config{}
 	var keys []string
 	var debug bool
+	var subnet string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hutch daemon",
@@ -29,6 +31,13 @@ func newServeCmd(e *env) *cobra.Command {
 				keys = append(keys, strings.Split(env, ",")...)
 			}
 			cfg.APIKeys = keys
+			if subnet != "" {
+				p, err := netip.ParsePrefix(subnet)
+				if err != nil {
+					return usageError{fmt.Errorf("--subnet %q: want a prefix such as 10.88.0.0/16", subnet)}
+				}
+				cfg.Subnet = p
+			}
 			cfg.Progress = e.stderr
 			cfg.Ready = func(addr string) { fmt.Fprintf(e.stdout, "hutch: serving on http://%s\n", addr) }
 			return daemon.Run(cmd.Context(), log, cfg)
@@ -42,6 +51,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringSliceVar(&keys, "api-key", nil, "API key clients must send (repeatable; also HUTCH_API_KEYS, comma-separated)")
 	f.StringVar(&cfg.PreviewDomain, "preview-domain", "localhost", "domain of preview URLs (needs wildcard DNS to this host unless it is localhost)")
 	f.IntVar(&cfg.WarmPool, "warm", 2, "sandboxes of the default image kept running, ready to be named (0 disables)")
+	f.StringVar(&subnet, "subnet", "", "IPv4 prefix for sandbox addresses (default: the data dir's, or a free /18 of 10.0.0.0/8)")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	return cmd
 }

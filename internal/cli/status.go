@@ -29,6 +29,9 @@ func newStatusCmd(e *env) *cobra.Command {
 			fmt.Fprintf(tw, "id:\t%s\n", s.Id)
 			fmt.Fprintf(tw, "image:\t%s\n", s.Image)
 			fmt.Fprintf(tw, "runtime:\t%s\n", s.Runtime)
+			if s.Address != "" {
+				fmt.Fprintf(tw, "address:\t%s\n", s.Address)
+			}
 			fmt.Fprintf(tw, "created:\t%s (%s)\n", s.CreatedAt.AsTime().Local().Format("2006-01-02 15:04:05"), ago(s.CreatedAt.AsTime()))
 			if s.StartedAt != nil {
 				fmt.Fprintf(tw, "started:\t%s (%s)\n", s.StartedAt.AsTime().Local().Format("2006-01-02 15:04:05"), ago(s.StartedAt.AsTime()))

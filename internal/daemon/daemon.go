@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/image"
 	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/store"
 )
@@ -33,6 +35,9 @@ type Config struct {
 	APIKeys     []string // required on non-loopback addresses
 	AgentBinary string   // default: hutch-agent next to this executable
 	WarmPool    int      // sandboxes of the default image kept ready to hand out
+	// Subnet is where sandbox addresses come from; zero keeps the one the
+	// data dir used before or picks a free /18 of 10.0.0.0/8.
+	Subnet netip.Prefix
 	// PreviewDomain is the domain of preview URLs ({port}-{name}-{token}.DOMAIN);
 	// "localhost" by default, which browsers resolve to this machine.
 	PreviewDomain string
@@ -82,7 +87,20 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	defer db.Close()
-	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool}, rt, imageResolver{images}, db)
+	nw, err := network.Open(log, network.Config{
+		Tag:       manager.Tag(cfg.DataDir),
+		StateFile: filepath.Join(cfg.DataDir, "network.json"),
+		Subnet:    cfg.Subnet,
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox network: %w", err)
+	}
+	defer func() {
+		if err := nw.Close(); err != nil {
+			log.Warn("close sandbox network", "err", err)
+		}
+	}()
+	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw}, rt, imageResolver{images}, db)
 	if err != nil {
 		return err
 	}

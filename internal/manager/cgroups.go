@@ -18,13 +18,17 @@ const cgroupRoot = "/sys/fs/cgroup"
 // CgroupParent is the cgroup under which the daemon with this data dir puts
 // its sandboxes: one subtree per daemon, so a daemon can sweep its own
 // leftovers without touching another daemon's sandboxes on the same host.
-func CgroupParent(dataDir string) string {
+func CgroupParent(dataDir string) string { return "/hutch/" + Tag(dataDir) }
+
+// Tag is the short name of the daemon with this data dir: 8 hex digits that
+// name what it creates on the host (cgroups, bridge, rules).
+func Tag(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
 	}
 	sum := sha256.Sum256([]byte(abs))
-	return "/hutch/" + hex.EncodeToString(sum[:4])
+	return hex.EncodeToString(sum[:4])
 }
 
 // cgroupDirs returns the directories of cgroup path rel in every hierarchy.

@@ -16,6 +16,14 @@ import (
 
 // start launches b's container and records it as running.
 func (m *Manager) start(ctx context.Context, b *box) error {
+	if m.net != nil && !b.rec.Addr.IsValid() {
+		// Made before sandboxes had addresses, or its address was lost.
+		addr, err := m.net.Allocate(b.rec.ID)
+		if err != nil {
+			return err
+		}
+		b.rec.Addr = addr
+	}
 	conn, err := m.launch(ctx, b.rec, b.rec.Name)
 	if err != nil {
 		return err
@@ -60,7 +68,7 @@ func (m *Manager) launch(ctx context.Context, rec Record, hostname string) (conn
 			return nil, err
 		}
 	}
-	spec, err := runtime.Spec(runtime.SpecOptions{
+	opts := runtime.SpecOptions{
 		Hostname:    hostname,
 		Rootfs:      root,
 		AgentBinary: m.cfg.AgentBinary,
@@ -68,7 +76,18 @@ func (m *Manager) launch(ctx context.Context, rec Record, hostname string) (conn
 		Env:         rec.Env,
 		Limits:      rec.Limits,
 		CgroupsPath: m.cgroupParent + "/" + id,
-	})
+	}
+	if m.net != nil {
+		if _, err := m.net.Setup(id, m.netns(id), rec.Addr); err != nil {
+			return nil, fmt.Errorf("sandbox %q: network: %w", rec.Name, err)
+		}
+		opts.NetNS = m.netns(id)
+		opts.ResolvConf = filepath.Join(dir, "resolv.conf")
+		if err := os.WriteFile(opts.ResolvConf, m.net.ResolvConf(), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	spec, err := runtime.Spec(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +128,9 @@ func (m *Manager) stop(ctx context.Context, b *box) error {
 	return m.halt(ctx, b.rec.ID)
 }
 
+// netns is where sandbox id's network namespace is mounted.
+func (m *Manager) netns(id string) string { return filepath.Join(m.dir(id), "netns") }
+
 // halt kills sandbox id's container and unmounts its root.
 func (m *Manager) halt(ctx context.Context, id string) error {
 	if err := m.rt.Delete(ctx, id); err != nil {
@@ -116,6 +138,11 @@ func (m *Manager) halt(ctx context.Context, id string) error {
 	}
 	if err := m.removeCgroups(id); err != nil {
 		return err
+	}
+	if m.net != nil {
+		if err := m.net.Teardown(id, m.netns(id)); err != nil {
+			return err
+		}
 	}
 	if err := rootfs.Unmount(filepath.Join(m.dir(id), "rootfs")); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -30,6 +31,9 @@ type Config struct {
 	// PoolSize is how many sandboxes of the default image and instance
 	// type are kept warm; 0 disables the pool.
 	PoolSize int
+	// Network connects each sandbox to the daemon's network; nil leaves
+	// sandboxes with loopback only.
+	Network Network
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -40,6 +44,7 @@ type Manager struct {
 	rt     Runtime
 	images Images
 	store  Store
+	net    Network // nil: loopback only
 
 	mu    sync.Mutex
 	boxes map[string]*box
@@ -71,7 +76,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, err
 	}
-	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, boxes: make(map[string]*box), cgroupParent: CgroupParent(cfg.DataDir)}
+	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, net: cfg.Network, boxes: make(map[string]*box), cgroupParent: CgroupParent(cfg.DataDir)}
 	var recs []Record
 	err := store.Each(func(_ string, raw []byte) error {
 		var r Record
@@ -89,10 +94,14 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		b := &box{rec: r}
 		m.boxes[r.Name] = b
 		known[r.ID] = true
+		m.reserveAddr(b)
 		m.recover(ctx, b)
 	}
 	m.removeOrphans(known)
 	m.sweepCgroups(known)
+	if m.net != nil {
+		m.net.Sweep(func(id string) bool { return known[id] })
+	}
 	if cfg.PoolSize > 0 {
 		m.pool = &pool{size: cfg.PoolSize, kick: make(chan struct{}, 1)}
 		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -103,9 +112,30 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	return m, nil
 }
 
+// reserveAddr claims b's recorded address again. One it cannot have (the
+// subnet changed) is dropped: the sandbox gets a new one when it starts, and
+// a running one is restarted, since its old address no longer routes.
+func (m *Manager) reserveAddr(b *box) {
+	if m.net == nil || !b.rec.Addr.IsValid() {
+		return
+	}
+	if err := m.net.Reserve(b.rec.ID, b.rec.Addr); err != nil {
+		m.log.Warn("sandbox address lost; it gets a new one", "sandbox", b.rec.Name, "addr", b.rec.Addr, "err", err)
+		b.rec.Addr = netip.Addr{}
+		b.broken = true
+	}
+}
+
+// release frees rec's address.
+func (m *Manager) release(rec Record) {
+	if m.net != nil && rec.Addr.IsValid() {
+		m.net.Release(rec.ID, rec.Addr)
+	}
+}
+
 func (m *Manager) recover(ctx context.Context, b *box) {
 	log := m.log.With("sandbox", b.rec.Name, "id", b.rec.ID)
-	if b.rec.State == StateRunning {
+	if b.rec.State == StateRunning && !b.broken {
 		st, _, err := m.rt.State(ctx, b.rec.ID)
 		if err == nil && st == runtime.StatusRunning {
 			conn := agentconn.New(m.socket(b.rec.ID))
@@ -119,6 +149,7 @@ func (m *Manager) recover(ctx context.Context, b *box) {
 			}
 		}
 	}
+	b.broken = false
 	if err := m.stop(ctx, b); err != nil {
 		log.Warn("clean up sandbox", "err", err)
 	}
@@ -254,9 +285,17 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 	if err != nil {
 		return err
 	}
+	id := newID()
+	var addr netip.Addr
+	if m.net != nil {
+		if addr, err = m.net.Allocate(id); err != nil {
+			return err
+		}
+	}
 	b.rec = Record{
+		Addr:      addr,
 		Name:      b.rec.Name,
-		ID:        newID(),
+		ID:        id,
 		Image:     img.Image,
 		Runtime:   m.rt.Name(),
 		State:     StateCreating,
@@ -265,7 +304,11 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 		Lowers:    img.Lowers,
 		Env:       img.Env,
 	}
-	return m.store.Put(b.rec.Name, b.rec)
+	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+		m.release(b.rec)
+		return err
+	}
+	return nil
 }
 
 // adoptWarm makes a pooled sandbox the sandbox b.
@@ -279,6 +322,7 @@ func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm) (Record, *agen
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		_ = m.stop(context.WithoutCancel(ctx), b)
 		_ = os.RemoveAll(m.dir(b.rec.ID))
+		m.release(b.rec)
 		m.forget(b)
 		return Record{}, nil, false, err
 	}
@@ -379,6 +423,7 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 	if err := m.store.Delete(b.rec.Name); err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
 	}
+	m.release(b.rec)
 	m.forget(b)
 	m.log.Info("sandbox removed", "sandbox", b.rec.Name, "id", b.rec.ID)
 	return nil

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,8 +89,16 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 	if err != nil {
 		return nil, err
 	}
+	id := newID()
+	var addr netip.Addr
+	if m.net != nil {
+		if addr, err = m.net.Allocate(id); err != nil {
+			return nil, err
+		}
+	}
 	rec := Record{
-		ID:      newID(),
+		ID:      id,
+		Addr:    addr,
 		Image:   img.Image,
 		Runtime: m.rt.Name(),
 		State:   StateRunning,
@@ -100,6 +109,7 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 	conn, err := m.launch(ctx, rec, rec.ID)
 	if err != nil {
 		_ = os.RemoveAll(m.dir(rec.ID))
+		m.release(rec)
 		return nil, err
 	}
 	_, pid, err := m.rt.State(ctx, rec.ID)
@@ -112,7 +122,7 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 	}
 	if err != nil {
 		conn.Close()
-		m.discard(rec.ID)
+		m.discard(rec)
 		return nil, err
 	}
 	return &warm{rec: rec, pidfd: pidfd, conn: conn}, nil
@@ -144,7 +154,7 @@ func (m *Manager) takeWarm(ctx context.Context, name string, opts CreateOptions)
 		// Entries made before the default image changed are stale.
 		if w.rec.Image != img.Image || !slices.Equal(w.rec.Lowers, img.Lowers) {
 			w.close()
-			go m.discard(w.rec.ID)
+			go m.discard(w.rec)
 			continue
 		}
 		err := hn.SetHostname(w.pidfd, name)
@@ -152,7 +162,7 @@ func (m *Manager) takeWarm(ctx context.Context, name string, opts CreateOptions)
 		if err != nil {
 			m.log.Warn("warm pool: rename sandbox", "id", w.rec.ID, "err", err)
 			w.conn.Close()
-			go m.discard(w.rec.ID)
+			go m.discard(w.rec)
 			continue
 		}
 		return w
@@ -166,15 +176,17 @@ func (m *Manager) refill() {
 	}
 }
 
-// discard removes a sandbox that has no record.
-func (m *Manager) discard(id string) {
+// discard removes a sandbox that has no record: a pool entry, or an
+// orphan (of which only the ID is known).
+func (m *Manager) discard(rec Record) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := m.halt(ctx, id); err != nil {
-		m.log.Warn("remove unnamed sandbox", "id", id, "err", err)
+	if err := m.halt(ctx, rec.ID); err != nil {
+		m.log.Warn("remove unnamed sandbox", "id", rec.ID, "err", err)
 		return
 	}
-	_ = os.RemoveAll(m.dir(id))
+	_ = os.RemoveAll(m.dir(rec.ID))
+	m.release(rec)
 }
 
 func (m *Manager) drainPool() {
@@ -184,7 +196,7 @@ func (m *Manager) drainPool() {
 	m.pool.mu.Unlock()
 	for _, w := range ready {
 		w.close()
-		m.discard(w.rec.ID)
+		m.discard(w.rec)
 	}
 }
 
@@ -200,6 +212,6 @@ func (m *Manager) removeOrphans(known map[string]bool) {
 			continue
 		}
 		m.log.Info("removing orphaned sandbox", "id", e.Name())
-		m.discard(e.Name())
+		m.discard(Record{ID: e.Name()})
 	}
 }

@@ -2,11 +2,13 @@ package manager
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
 )
 
@@ -37,6 +39,9 @@ type Record struct {
 	Env    []string `json:"env"`
 	// Ports exposed as preview URLs, with their tokens.
 	Ports map[int]string `json:"ports,omitempty"`
+	// Addr is the sandbox's address on the daemon's network, kept for its
+	// whole life so it is the same after a restart or a wake.
+	Addr netip.Addr `json:"addr,omitzero"`
 }
 
 // Rootfs is a resolved image.
@@ -57,6 +62,20 @@ type Runtime interface {
 	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error
 	State(ctx context.Context, id string) (runtime.Status, int, error)
 	Delete(ctx context.Context, id string) error
+}
+
+// Network connects sandboxes (internal/network implements it).
+type Network interface {
+	Allocate(id string) (netip.Addr, error)
+	Reserve(id string, addr netip.Addr) error
+	Release(id string, addr netip.Addr)
+	// Setup creates id's network namespace at nsPath, addressed addr.
+	Setup(id, nsPath string, addr netip.Addr) (network.Attachment, error)
+	// Teardown removes what Setup made; the address stays id's.
+	Teardown(id, nsPath string) error
+	ResolvConf() []byte
+	// Sweep removes what sandboxes that known does not recognise left.
+	Sweep(known func(id string) bool)
 }
 
 // Store persists records by sandbox name.

@@ -32,6 +32,7 @@ type SpecOptions struct {
 	Limits      Limits
 	CgroupsPath string
 	NetNS       string // path of a network namespace to join; empty for a new, empty one
+	ResolvConf  string // host file bind-mounted at /etc/resolv.conf; empty keeps the image's
 }
 
 // The capabilities Docker grants by default: enough for package managers and
@@ -103,6 +104,10 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			MaskedPaths:   slices.Clone(maskedPaths),
 			ReadonlyPaths: slices.Clone(readonlyPaths),
 		},
+	}
+	if o.ResolvConf != "" {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: o.ResolvConf,
+			Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}})
 	}
 	prof, err := seccomp.GetDefaultProfile(s)
 	if err != nil {

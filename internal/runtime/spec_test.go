@@ -187,3 +187,28 @@ func TestResources(t *testing.T) {
 		})
 	}
 }
+
+func TestSpecResolvConf(t *testing.T) {
+	s, err := Spec(SpecOptions{Rootfs: "/r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.Mounts {
+		if m.Destination == "/etc/resolv.conf" {
+			t.Fatalf("resolv.conf mounted without being asked: %+v", m)
+		}
+	}
+	s, err = Spec(SpecOptions{Rootfs: "/r", ResolvConf: "/d/resolv.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range s.Mounts {
+		if m.Destination == "/etc/resolv.conf" {
+			found = m.Source == "/d/resolv.conf" && m.Type == "bind"
+		}
+	}
+	if !found {
+		t.Fatalf("no bind mount of /d/resolv.conf at /etc/resolv.conf in %+v", s.Mounts)
+	}
+}

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
 	"github.com/hutch-sh/hutch/client"
 	"github.com/hutch-sh/hutch/internal/manager"
 )
@@ -59,6 +62,7 @@ type daemon struct {
 	data   string
 	token  string   // sent by Client when set
 	extra  []string // more `hutch serve` flags
+	public bool     // listen on every address, not loopback only (needs a token)
 	url    string
 	cmd    *exec.Cmd
 	out    *syncBuffer
@@ -90,18 +94,26 @@ func newDaemon(t *testing.T) *daemon { return newDaemonArgs(t, "") }
 // sends token when it is set.
 func newDaemonArgs(t *testing.T, token string, extra ...string) *daemon {
 	t.Helper()
+	return launchDaemon(t, &daemon{token: token, extra: extra})
+}
+
+// launchDaemon starts d on a new data dir and cleans up after the test.
+func launchDaemon(t *testing.T, d *daemon) *daemon {
+	t.Helper()
 	data, err := os.MkdirTemp("", "hutch-e2e-data-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, data: data, token: token, extra: extra}
+	d.t, d.data = t, data
 	d.start()
 	t.Cleanup(func() {
+		var ids []string
 		if d.cmd != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if sbs, err := d.Client.List(ctx); err == nil {
 				for _, s := range sbs {
+					ids = append(ids, s.Id)
 					if err := d.Client.Delete(ctx, s.Name); err != nil {
 						t.Errorf("cleanup: rm %s: %v", s.Name, err)
 					}
@@ -111,6 +123,7 @@ func newDaemonArgs(t *testing.T, token string, extra ...string) *daemon {
 		}
 		assertNoMounts(t, data)
 		assertNoCgroups(t, data)
+		assertNoNetwork(t, data, ids)
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.out.String())
 		}
@@ -133,7 +146,12 @@ func (d *daemon) start() {
 	t.Helper()
 	addr := freePort(t)
 	d.out = &syncBuffer{}
-	args := append([]string{"serve", "--listen", addr, "--data", d.data, "--cache", cacheDir}, d.extra...)
+	listen := addr
+	if d.public {
+		_, port, _ := net.SplitHostPort(addr)
+		listen = "0.0.0.0:" + port
+	}
+	args := append([]string{"serve", "--listen", listen, "--data", d.data, "--cache", cacheDir}, d.extra...)
 	d.cmd = exec.Command(filepath.Join(binDir, "hutch"), args...)
 	d.cmd.Stdout = d.out
 	d.cmd.Stderr = d.out
@@ -224,6 +242,34 @@ func assertNoCgroups(t *testing.T, data string) {
 	for _, d := range left {
 		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 			t.Errorf("cgroup left behind: %s", d)
+		}
+	}
+}
+
+// assertNoNetwork fails if the daemon with this data dir left its bridge,
+// its nftables table, or the veth of any of the sandboxes ids behind.
+func assertNoNetwork(t *testing.T, data string, ids []string) {
+	t.Helper()
+	tag := manager.Tag(data)
+	if _, err := netlink.LinkByName("hutch" + tag); err == nil {
+		t.Errorf("bridge hutch%s left behind", tag)
+	}
+	for _, id := range ids {
+		if _, err := netlink.LinkByName("hv" + strings.TrimPrefix(id, "hb-")); err == nil {
+			t.Errorf("veth of %s left behind", id)
+		}
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range tables {
+		if tb.Name == "hutch-"+tag {
+			t.Errorf("nftables table %s left behind", tb.Name)
 		}
 	}
 }

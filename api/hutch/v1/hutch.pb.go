@@ -547,7 +547,10 @@ type Sandbox struct {
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	Limits    *Limits                `protobuf:"bytes,8,opt,name=limits,proto3" json:"limits,omitempty"`
 	// Set when state is STATE_FAILED.
-	Reason        string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The sandbox's IPv4 address on the daemon's network, reachable from the
+	// daemon's host; empty when the daemon runs without a network.
+	Address       string `protobuf:"bytes,10,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,6 +644,13 @@ func (x *Sandbox) GetLimits() *Limits {
 func (x *Sandbox) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *Sandbox) GetAddress() string {
+	if x != nil {
+		return x.Address
 	}
 	return ""
 }
@@ -3812,7 +3822,7 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
-	"\x04pids\x18\x03 \x01(\x03R\x04pids\"\xbc\x02\n" +
+	"\x04pids\x18\x03 \x01(\x03R\x04pids\"\xd6\x02\n" +
 	"\aSandbox\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12%\n" +
@@ -3824,7 +3834,9 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12(\n" +
 	"\x06limits\x18\b \x01(\v2\x10.hutch.v1.LimitsR\x06limits\x12\x16\n" +
-	"\x06reason\x18\t \x01(\tR\x06reason\"^\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x18\n" +
+	"\aaddress\x18\n" +
+	" \x01(\tR\aaddress\"^\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12#\n" +

@@ -1,0 +1,307 @@
+package network
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// inNetns runs fn on a thread inside the namespace at path. The thread is
+// never unlocked, so the runtime retires it afterwards.
+func inNetns(t *testing.T, path string, fn func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := netns.GetFromPath(path)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- err
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+func dialFrom(t *testing.T, nsPath, addr string) (local, remote string, err error) {
+	err = inNetns(t, nsPath, func() error {
+		c, err := net.DialTimeout("tcp", addr, 700*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		remote = string(buf[:n])
+		local = c.LocalAddr().String()
+		return err
+	})
+	return local, remote, err
+}
+
+// serveRemote accepts on ln and writes each client's address back to it.
+func serveRemote(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		_, _ = c.Write([]byte(host))
+		c.Close()
+	}
+}
+
+func listenIn(t *testing.T, nsPath, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(t, nsPath, func() (err error) {
+		ln, err = net.Listen("tcp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serveRemote(ln)
+	return ln
+}
+
+func randTag(t *testing.T) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "t" + hex.EncodeToString(b[:])
+}
+
+// fakeUpstream answers every A query with 203.0.113.7.
+func fakeUpstream(t *testing.T, addr string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Skipf("cannot bind a fake resolver on %s: %v", addr, err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 203.0.113.7")
+		m.Answer = append(m.Answer, rr)
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+}
+
+func TestSandboxNetwork(t *testing.T) {
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.153\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fakeUpstream(t, "127.0.0.153:53")
+	tag := randTag(t)
+	cfg := Config{Tag: tag, StateFile: filepath.Join(dir, "network.json"), ResolvConf: resolv}
+	n, err := Open(slog.New(slog.DiscardHandler), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = n.Close()
+		}
+	})
+	gw := n.Gateway()
+
+	var ns [2]string
+	var addrs [2]netip.Addr
+	for i := range ns {
+		id := fmt.Sprintf("hb-%012x", i+0xabc000)
+		addrs[i], err = n.Allocate(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns[i] = filepath.Join(dir, fmt.Sprintf("ns%d", i))
+		att, err := n.Setup(id, ns[i], addrs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if att.Addr != addrs[i] || att.Gateway != gw {
+			t.Fatalf("attachment %+v", att)
+		}
+		t.Cleanup(func() { _ = n.Teardown(id, ns[i]) })
+	}
+
+	// The host's services are out of reach, whichever of its addresses a
+	// sandbox tries; the host itself reaches them fine.
+	host, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	go serveRemote(host)
+	_, port, _ := net.SplitHostPort(host.Addr().String())
+	hostAddrs := []string{gw.String()}
+	if as, err := netlink.AddrList(nil, netlink.FAMILY_V4); err == nil {
+		for _, a := range as {
+			if !a.IP.IsLoopback() && !strings.HasPrefix(a.Label, bridgePrefix) {
+				hostAddrs = append(hostAddrs, a.IP.String())
+			}
+		}
+	}
+	for _, a := range hostAddrs {
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(a, port), time.Second); err != nil {
+			t.Fatalf("host cannot reach its own listener on %s: %v", a, err)
+		} else {
+			c.Close()
+		}
+		if _, _, err := dialFrom(t, ns[0], net.JoinHostPort(a, port)); err == nil {
+			t.Errorf("sandbox reached the host's service on %s:%s", a, port)
+		}
+	}
+
+	// Sandboxes cannot reach each other, but the host reaches them.
+	listenIn(t, ns[1], "0.0.0.0:8000")
+	if _, _, err := dialFrom(t, ns[0], net.JoinHostPort(addrs[1].String(), "8000")); err == nil {
+		t.Errorf("sandbox 0 reached sandbox 1")
+	}
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort(addrs[1].String(), "8000"), time.Second); err != nil {
+		t.Errorf("host cannot reach sandbox 1: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// DNS goes through the forwarder on the gateway to the host's resolver.
+	err = inNetns(t, ns[0], func() error {
+		q := new(dns.Msg)
+		q.SetQuestion("example.test.", dns.TypeA)
+		r, err := dns.Exchange(q, net.JoinHostPort(gw.String(), "53"))
+		if err != nil {
+			return err
+		}
+		if len(r.Answer) != 1 || !strings.Contains(r.Answer[0].String(), "203.0.113.7") {
+			return fmt.Errorf("answer %v", r.Answer)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("dns from sandbox: %v", err)
+	}
+
+	// Outbound traffic leaves NATed: a server outside sees the host's
+	// address, not the sandbox's.
+	outside, outsideHost := outsideNetns(t, dir)
+	listenIn(t, outside, "0.0.0.0:9000")
+	local, remote, err := dialFrom(t, ns[0], "198.18.77.2:9000")
+	if err != nil {
+		t.Fatalf("sandbox cannot reach the outside: %v", err)
+	}
+	if !strings.HasPrefix(local, addrs[0].String()+":") {
+		t.Errorf("sandbox's local address %s, want %s", local, addrs[0])
+	}
+	if remote != outsideHost {
+		t.Errorf("outside saw %s, want the host's %s (masquerade)", remote, outsideHost)
+	}
+
+	// Tear-down leaves nothing: no veth, no namespace, no bridge, no table.
+	for i := range ns {
+		id := fmt.Sprintf("hb-%012x", i+0xabc000)
+		if err := n.Teardown(id, ns[i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := netlink.LinkByName(vethName(id)); err == nil {
+			t.Errorf("veth %s left behind", vethName(id))
+		}
+		if _, err := os.Stat(ns[i]); !os.IsNotExist(err) {
+			t.Errorf("namespace file %s left behind: %v", ns[i], err)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	if _, err := netlink.LinkByName(bridgePrefix + tag); err == nil {
+		t.Errorf("bridge left behind")
+	}
+	if ok, err := hasRules(tag); err != nil || ok {
+		t.Errorf("nftables table left behind (%v)", err)
+	}
+
+	// The subnet survives a restart.
+	n2, err := Open(slog.New(slog.DiscardHandler), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if n2.Subnet() != n.Subnet() {
+		t.Fatalf("subnet after restart %s, want %s", n2.Subnet(), n.Subnet())
+	}
+}
+
+// outsideNetns makes a namespace standing for the internet, reached from the
+// host over a veth on 198.18.77.0/30 (a benchmarking range): 198.18.77.1 on
+// the host, 198.18.77.2 inside.
+func outsideNetns(t *testing.T, dir string) (path, hostAddr string) {
+	t.Helper()
+	path = filepath.Join(dir, "outside")
+	if err := newNetns(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeNetns(path) })
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	name := "hxo" + randTag(t)
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(name); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	})
+	l, _ := netlink.LinkByName(name)
+	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: ipnet(netip.MustParseAddr("198.18.77.1"), 30)}); err != nil {
+		t.Fatal(err)
+	}
+	_ = netlink.LinkSetUp(l)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	eth, _ := h.LinkByName("eth0")
+	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: ipnet(netip.MustParseAddr("198.18.77.2"), 30)}); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.LinkSetUp(eth)
+	lo, _ := h.LinkByName("lo")
+	_ = h.LinkSetUp(lo)
+	return path, "198.18.77.1"
+}
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("network tests need root")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}

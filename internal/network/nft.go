@@ -1,0 +1,213 @@
+package network
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The daemon's rules live in one inet table of their own, replaced whole and
+// atomically on every start, and removed with the bridge:
+//
+//	table inet hutch-TAG {
+//	  chain input {        # from sandboxes to this host
+//	    iifname BR ct state established,related accept
+//	    iifname BR ip daddr GW udp/tcp dport 53 accept   # the DNS forwarder
+//	    iifname BR reject
+//	  }
+//	  chain forward {      # from sandboxes to elsewhere
+//	    iifname BR ct state established,related accept
+//	    iifname BR ip daddr 169.254.0.0/16 reject        # cloud metadata
+//	    iifname BR oifname "hutch*" reject               # other sandboxes
+//	  }
+//	  chain postrouting {  # nat
+//	    ip saddr SUBNET oifname != BR masquerade
+//	  }
+//	}
+//
+// Sandboxes on one bridge cannot reach each other either: their bridge
+// ports are isolated. Refused traffic is rejected (ICMP administratively
+// prohibited), not dropped, so a program in a sandbox fails at once instead
+// of waiting for a timeout.
+
+func tableFor(tag string) *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyINet, Name: "hutch-" + tag}
+}
+
+// applyRules installs (or replaces) the daemon's table.
+func applyRules(tag, bridge string, subnet netip.Prefix, gateway netip.Addr) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	t := tableFor(tag)
+	// Add, delete, add in one batch: the table is replaced atomically
+	// whether or not it existed.
+	c.AddTable(t)
+	c.DelTable(t)
+	t = c.AddTable(t)
+	accept := nftables.ChainPolicyAccept
+
+	input := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	rule(c, input, iif(bridge), established(), verdict(expr.VerdictAccept))
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		rule(c, input, iif(bridge), ip4(), daddr(netip.PrefixFrom(gateway, 32)), l4(proto), dport(53), verdict(expr.VerdictAccept))
+	}
+	rule(c, input, iif(bridge), reject())
+
+	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	rule(c, forward, iif(bridge), established(), verdict(expr.VerdictAccept))
+	rule(c, forward, iif(bridge), ip4(), daddr(netip.MustParsePrefix("169.254.0.0/16")), reject())
+	rule(c, forward, iif(bridge), oifPrefix(bridgePrefix), reject())
+
+	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
+	rule(c, post, ip4(), saddr(subnet), oifNot(bridge), []expr.Any{&expr.Masq{}})
+
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install nftables rules: %w", err)
+	}
+	return nil
+}
+
+// removeRules deletes the daemon's table; absent is fine.
+func removeRules(tag string) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	c.AddTable(tableFor(tag))
+	c.DelTable(tableFor(tag))
+	return c.Flush()
+}
+
+// hasRules reports whether the daemon's table exists.
+func hasRules(tag string) (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, err
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		if t.Name == "hutch-"+tag {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func rule(c *nftables.Conn, ch *nftables.Chain, parts ...[]expr.Any) {
+	var exprs []expr.Any
+	for _, p := range parts {
+		exprs = append(exprs, p...)
+	}
+	c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: exprs})
+}
+
+func ifname(n string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, n)
+	return b
+}
+
+func iif(n string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(n)},
+	}
+}
+
+func oifNot(n string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(n)},
+	}
+}
+
+// oifPrefix matches output interfaces whose name starts with p, like
+// `oifname "p*"`.
+func oifPrefix(p string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(p)},
+	}
+}
+
+func established() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+			Xor:  binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+func ip4() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}
+}
+
+// addrIn matches the IPv4 header field at offset (12 source, 16
+// destination) against p.
+func addrIn(offset uint32, p netip.Prefix) []expr.Any {
+	mask := make([]byte, 4)
+	for i := range p.Bits() {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	a := p.Masked().Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
+}
+
+func saddr(p netip.Prefix) []expr.Any { return addrIn(12, p) }
+func daddr(p netip.Prefix) []expr.Any { return addrIn(16, p) }
+
+func l4(proto byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+func dport(p uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(p)},
+	}
+}
+
+func reject() []expr.Any {
+	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
+}
+
+func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }
+
+// enableForwarding turns on IPv4 forwarding, without which no sandbox
+// reaches beyond the host. Like every container engine, it leaves it on.
+func enableForwarding() error {
+	const p = "/proc/sys/net/ipv4/ip_forward"
+	cur, err := os.ReadFile(p)
+	if err == nil && len(cur) > 0 && cur[0] == '1' {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+	}
+	return nil
+}
