@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,42 +22,65 @@ const (
 	previewDuration = 2 * time.Second
 )
 
-// inSandboxGet times GETs of the same server from inside the sandbox, over
-// its loopback: the baseline the preview proxy adds to.
-const inSandboxGet = `
-import http.client, time, statistics
-c = http.client.HTTPConnection("127.0.0.1", 8000)
-ts = []
-for i in range(%d):
-    t = time.perf_counter(); c.request("GET", "/"); c.getresponse().read(); ts.append(time.perf_counter() - t)
-print(statistics.median(ts) * 1e9)
-`
-
 // benchPreview starts a dev server (python3 -m http.server) in sandbox name,
-// exposes it, and times GET / through the preview URL against the same
-// GETs made inside the sandbox; then requests per second with clients
-// concurrent clients.
-func benchPreview(ctx context.Context, c *client.Client, daemonURL, name string) (via, direct latency, rps float64, err error) {
-	p, err := c.StartProcess(ctx, name, []string{"python3", "-m", "http.server", strconv.Itoa(previewPort), "--bind", "127.0.0.1", "--directory", "/tmp"}, client.ProcessOptions{ID: "bench-web"})
+// exposes it, and times GET / through the preview URL and, in the same run
+// with the same client, straight to the sandbox's address; then requests
+// per second both ways with clients concurrent clients.
+func benchPreview(ctx context.Context, c *client.Client, daemonURL, name string) (r previewResult, err error) {
+	p, err := c.StartProcess(ctx, name, []string{"python3", "-m", "http.server", strconv.Itoa(previewPort), "--directory", "/tmp"}, client.ProcessOptions{ID: "bench-web"})
 	if err != nil {
-		return via, direct, 0, err
+		return r, err
 	}
 	defer func() { _, _ = c.KillProcess(context.WithoutCancel(ctx), name, p.Id, "", time.Second) }()
 	if err := c.WaitForPort(ctx, name, p.Id, previewPort, client.PortOptions{HTTP: true}, 30*time.Second); err != nil {
-		return via, direct, 0, err
+		return r, err
 	}
 	u, err := c.ExposePort(ctx, name, previewPort)
 	if err != nil {
-		return via, direct, 0, err
+		return r, err
 	}
 	pu, err := url.Parse(u)
 	if err != nil {
-		return via, direct, 0, err
+		return r, err
+	}
+	sb, err := c.Get(ctx, name)
+	if err != nil {
+		return r, err
+	}
+	if sb.Address == "" {
+		return r, fmt.Errorf("sandbox %s has no address", name)
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	get := func() error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, daemonURL+"/", nil)
-		req.Host = pu.Host
+	viaPreview := getter(ctx, hc, daemonURL+"/", pu.Host)
+	direct := getter(ctx, hc, "http://"+net.JoinHostPort(sb.Address, strconv.Itoa(previewPort))+"/", "")
+	if r.Via, err = timeGets(viaPreview); err != nil {
+		return r, err
+	}
+	if r.Direct, err = timeGets(direct); err != nil {
+		return r, err
+	}
+	if r.ViaRPS, err = rate(viaPreview); err != nil {
+		return r, err
+	}
+	if r.DirectRPS, err = rate(direct); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+type previewResult struct {
+	Via, Direct       latency
+	ViaRPS, DirectRPS float64
+}
+
+// getter returns a GET of url with Host host (when set) that reads the
+// whole body and wants 200.
+func getter(ctx context.Context, hc *http.Client, url, host string) func() error {
+	return func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if host != "" {
+			req.Host = host
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return err
@@ -65,33 +88,29 @@ func benchPreview(ctx context.Context, c *client.Client, daemonURL, name string)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("preview GET: %s", resp.Status)
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		return nil
 	}
+}
+
+// timeGets times previewRuns calls of get after 20 to warm up.
+func timeGets(get func() error) (latency, error) {
 	var ds []time.Duration
 	for i := -20; i < previewRuns; i++ {
 		t0 := time.Now()
 		if err := get(); err != nil {
-			return via, direct, 0, err
+			return latency{}, err
 		}
 		if i >= 0 {
 			ds = append(ds, time.Since(t0))
 		}
 	}
-	via = summarize(ds)
+	return summarize(ds), nil
+}
 
-	var out strings.Builder
-	st, err := c.Exec(ctx, name, client.Command{Argv: []string{"python3", "-c", fmt.Sprintf(inSandboxGet, previewRuns)}, Stdout: &out})
-	if err != nil || st.Code != 0 {
-		return via, direct, 0, fmt.Errorf("in-sandbox GETs: %v (exit %v)", err, st)
-	}
-	ns, err := strconv.ParseFloat(strings.TrimSpace(out.String()), 64)
-	if err != nil {
-		return via, direct, 0, err
-	}
-	direct = latency{Median: time.Duration(ns), Runs: previewRuns}
-
+// rate is how many calls of get per second clients concurrent callers make.
+func rate(get func() error) (float64, error) {
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, clients)
@@ -112,9 +131,9 @@ func benchPreview(ctx context.Context, c *client.Client, daemonURL, name string)
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return via, direct, 0, err
+		return 0, err
 	}
-	return via, direct, float64(n.Load()) / previewDuration.Seconds(), nil
+	return float64(n.Load()) / previewDuration.Seconds(), nil
 }
 
 // benchStartToReady times StartProcess of a server until WaitForPort

@@ -29,9 +29,7 @@ type results struct {
 	StdoutMBps  float64
 	WriteMBps   float64
 	ReadMBps    float64
-	PreviewVia  latency // GET through the preview URL
-	PreviewIn   latency // the same GET inside the sandbox
-	PreviewRPS  float64
+	Preview     previewResult
 	StartReady  latency // StartProcess of a server until WaitForPort
 }
 
@@ -66,9 +64,9 @@ func (r *results) writeTable(w io.Writer) {
 		goalText(fmt.Sprintf("goal ≥ %d MB/s", goalStdoutMBps), r.StdoutMBps >= goalStdoutMBps))
 	row(w, "file write 1 GiB", fmt.Sprintf("%5.0f MB/s", r.WriteMBps), "")
 	row(w, "file read 1 GiB", fmt.Sprintf("%5.0f MB/s", r.ReadMBps), "")
-	row(w, "preview URL GET (http.server)", lat(r.PreviewVia), fmt.Sprintf("+%.2f ms over the same GET inside the sandbox (%.2f ms)",
-		float64(r.PreviewVia.Median-r.PreviewIn.Median)/1e6, float64(r.PreviewIn.Median)/1e6))
-	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.PreviewRPS), "")
+	row(w, "preview URL GET (http.server)", lat(r.Preview.Via), fmt.Sprintf("+%.2f ms over the sandbox's address", float64(r.Preview.Via.Median-r.Preview.Direct.Median)/1e6))
+	row(w, "  direct to the sandbox address", lat(r.Preview.Direct), "")
+	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.Preview.ViaRPS), fmt.Sprintf("direct to the address: %.0f /s", r.Preview.DirectRPS))
 	row(w, "start server → port ready", lat(r.StartReady), "")
 }
 
@@ -107,29 +105,30 @@ func (r *results) writeJSON(w io.Writer) error {
 		missed = []string{}
 	}
 	out := struct {
-		Cores         int         `json:"cores"`
-		Runc          string      `json:"runc"`
-		Image         string      `json:"image"`
-		Create        jsonLatency `json:"create_first_exec"`
-		CreateCold    jsonLatency `json:"create_first_exec_cold"`
-		Floor         jsonLatency `json:"floor_runc_run"`
-		Exec          jsonLatency `json:"exec_round_trip"`
-		Clients       int         `json:"concurrent_clients"`
-		ExecsPerSec   float64     `json:"execs_per_second"`
-		StdoutMBps    float64     `json:"stdout_mb_per_s"`
-		FileWriteMBps float64     `json:"file_write_mb_per_s"`
-		FileReadMBps  float64     `json:"file_read_mb_per_s"`
-		PreviewVia    jsonLatency `json:"preview_get"`
-		PreviewIn     jsonLatency `json:"preview_get_in_sandbox"`
-		PreviewRPS    float64     `json:"preview_requests_per_s"`
-		StartReady    jsonLatency `json:"start_to_port_ready"`
-		GoalsMissed   []string    `json:"goals_missed"`
+		Cores            int         `json:"cores"`
+		Runc             string      `json:"runc"`
+		Image            string      `json:"image"`
+		Create           jsonLatency `json:"create_first_exec"`
+		CreateCold       jsonLatency `json:"create_first_exec_cold"`
+		Floor            jsonLatency `json:"floor_runc_run"`
+		Exec             jsonLatency `json:"exec_round_trip"`
+		Clients          int         `json:"concurrent_clients"`
+		ExecsPerSec      float64     `json:"execs_per_second"`
+		StdoutMBps       float64     `json:"stdout_mb_per_s"`
+		FileWriteMBps    float64     `json:"file_write_mb_per_s"`
+		FileReadMBps     float64     `json:"file_read_mb_per_s"`
+		PreviewVia       jsonLatency `json:"preview_get"`
+		PreviewDirect    jsonLatency `json:"preview_get_direct"`
+		PreviewRPS       float64     `json:"preview_requests_per_s"`
+		PreviewDirectRPS float64     `json:"preview_direct_requests_per_s"`
+		StartReady       jsonLatency `json:"start_to_port_ready"`
+		GoalsMissed      []string    `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
 		Create: toJSON(r.Create), CreateCold: toJSON(r.CreateCold), Floor: toJSON(r.Floor), Exec: toJSON(r.Exec),
 		Clients: clients, ExecsPerSec: r.ExecsPerSec, StdoutMBps: r.StdoutMBps,
 		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
-		PreviewVia: toJSON(r.PreviewVia), PreviewIn: toJSON(r.PreviewIn), PreviewRPS: r.PreviewRPS, StartReady: toJSON(r.StartReady),
+		PreviewVia: toJSON(r.Preview.Via), PreviewDirect: toJSON(r.Preview.Direct), PreviewRPS: r.Preview.ViaRPS, PreviewDirectRPS: r.Preview.DirectRPS, StartReady: toJSON(r.StartReady),
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

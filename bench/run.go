@@ -103,7 +103,7 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	if res.WriteMBps, res.ReadMBps, err = benchFiles(ctx, c, name, streamRuns); err != nil {
 		return nil, fmt.Errorf("file throughput: %w", err)
 	}
-	if res.PreviewVia, res.PreviewIn, res.PreviewRPS, err = benchPreview(ctx, c, cfg.daemonURL, name); err != nil {
+	if res.Preview, err = benchPreview(ctx, c, cfg.daemonURL, name); err != nil {
 		return nil, fmt.Errorf("preview: %w", err)
 	}
 	if res.StartReady, err = benchStartToReady(ctx, c, name); err != nil {
