@@ -316,8 +316,9 @@ func (s *Service) GetProcess(_ context.Context, req *connect.Request[hutchv1.Pro
 	return connect.NewResponse(p.info()), nil
 }
 
-// Close kills every running background process and every session's shell
-// and waits until they are gone, so nothing the Service started outlives it.
+// Close kills every running background process, every session's shell and
+// every terminal, and waits until they are gone, so nothing the Service
+// started outlives it.
 func (s *Service) Close() {
 	s.procs.mu.Lock()
 	var ps []*bgProc
@@ -331,5 +332,6 @@ func (s *Service) Close() {
 		}
 	}
 	s.closeSessions()
+	s.closeTerminals()
 	s.procs.wg.Wait()
 }
