@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/client"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/termtest"
 )
 
 // newTerminalClient serves a Service's terminals at the paths the daemon
@@ -36,61 +35,13 @@ func newTerminalClient(t *testing.T) (*Service, *client.Client, string) {
 	return svc, client.New(srv.URL), srv.URL
 }
 
-// screen collects everything a client reads.
-type screen struct {
-	*client.Terminal
-	mu  sync.Mutex
-	buf bytes.Buffer
-	eof chan struct{}
-}
-
-func attach(t *testing.T, c *client.Client, id string) *screen {
+func attach(t *testing.T, c *client.Client, id string) *termtest.Screen {
 	t.Helper()
 	term, err := c.AttachTerminal(context.Background(), "sb", id)
 	if err != nil {
 		t.Fatalf("attach %s: %v", id, err)
 	}
-	s := &screen{Terminal: term, eof: make(chan struct{})}
-	t.Cleanup(func() { term.Close() })
-	go func() {
-		defer close(s.eof)
-		b := make([]byte, 32<<10)
-		for {
-			n, err := term.Read(b)
-			s.mu.Lock()
-			s.buf.Write(b[:n])
-			s.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return s
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// waitFor waits until the output holds want.
-func (s *screen) waitFor(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(s.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never held %q; got %q", want, trunc(s.String()))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (s *screen) typeLine(t *testing.T, line string) {
-	t.Helper()
-	if _, err := s.Write([]byte(line + "\r")); err != nil {
-		t.Fatal(err)
-	}
+	return termtest.New(t, term)
 }
 
 func createTerm(t *testing.T, c *client.Client, o client.TerminalOptions) string {
@@ -110,19 +61,19 @@ func TestTerminalIsAPTY(t *testing.T) {
 	_, c, _ := newTerminalClient(t)
 	id := createTerm(t, c, client.TerminalOptions{Cols: 100, Rows: 30, Env: map[string]string{"X": "y"}})
 	s := attach(t, c, id)
-	s.typeLine(t, `tty; stty size; echo "term=$TERM x=$X"`)
-	s.waitFor(t, "30 100")
-	s.waitFor(t, "term=xterm-256color x=y")
+	s.Type(t, `tty; stty size; echo "term=$TERM x=$X"`)
+	s.WaitFor(t, "30 100")
+	s.WaitFor(t, "term=xterm-256color x=y")
 	if !strings.Contains(s.String(), "/dev/pts/") {
 		t.Fatalf("no pty: %q", s.String())
 	}
 	// ^C goes through the line discipline to the foreground command.
-	s.typeLine(t, "sleep 30; echo not-interrupted")
+	s.Type(t, "sleep 30; echo not-interrupted")
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
 	s.Write([]byte{3})
-	s.typeLine(t, "echo after-$((40+2))")
-	s.waitFor(t, "after-42")
+	s.Type(t, "echo after-$((40+2))")
+	s.WaitFor(t, "after-42")
 	if d := time.Since(start); d > 5*time.Second || strings.Contains(s.String(), "\nnot-interrupted") {
 		t.Fatalf("^C did not interrupt sleep (%v): %q", d, s.String())
 	}
@@ -133,18 +84,18 @@ func TestTerminalReplayAndTwoClients(t *testing.T) {
 	_, c, _ := newTerminalClient(t)
 	id := createTerm(t, c, client.TerminalOptions{})
 	a := attach(t, c, id)
-	a.typeLine(t, "echo first-$((1+1))")
-	a.waitFor(t, "first-2")
+	a.Type(t, "echo first-$((1+1))")
+	a.WaitFor(t, "first-2")
 	b := attach(t, c, id) // replays what it missed
-	b.waitFor(t, "first-2")
-	b.typeLine(t, "echo second-$((2+2))")
-	a.waitFor(t, "second-4")
-	b.waitFor(t, "second-4")
+	b.WaitFor(t, "first-2")
+	b.Type(t, "echo second-$((2+2))")
+	a.WaitFor(t, "second-4")
+	b.WaitFor(t, "second-4")
 	a.Close()
-	b.typeLine(t, "echo third-$((3+3))")
-	b.waitFor(t, "third-6")
+	b.Type(t, "echo third-$((3+3))")
+	b.WaitFor(t, "third-6")
 	a2 := attach(t, c, id)
-	a2.waitFor(t, "third-6")
+	a2.WaitFor(t, "third-6")
 }
 
 func TestTerminalExit(t *testing.T) {
@@ -154,8 +105,8 @@ func TestTerminalExit(t *testing.T) {
 	id := createTerm(t, c, client.TerminalOptions{})
 	a := attach(t, c, id)
 	b := attach(t, c, id)
-	a.typeLine(t, "exit 3")
-	for _, s := range []*screen{a, b} {
+	a.Type(t, "exit 3")
+	for _, s := range []*termtest.Screen{a, b} {
 		if code, err := s.Wait(); err != nil || code != 3 {
 			t.Fatalf("exit: code %d err %v", code, err)
 		}
@@ -190,13 +141,13 @@ func TestTerminalResizeAndBadFrames(t *testing.T) {
 	s := attach(t, c, id)
 	ctx := context.Background()
 	// SIGWINCH reaches the foreground program.
-	s.typeLine(t, `trap 'echo winch-$(stty size | tr " " x)' WINCH; echo trapped`)
-	s.waitFor(t, "trapped")
+	s.Type(t, `trap 'echo winch-$(stty size | tr " " x)' WINCH; echo trapped`)
+	s.WaitFor(t, "trapped")
 	if err := s.Resize(ctx, 120, 40); err != nil {
 		t.Fatal(err)
 	}
-	s.typeLine(t, "sleep 0.2; echo")
-	s.waitFor(t, "winch-40x120")
+	s.Type(t, "sleep 0.2; echo")
+	s.WaitFor(t, "winch-40x120")
 	tests := []struct {
 		name       string
 		cols, rows int
@@ -211,8 +162,8 @@ func TestTerminalResizeAndBadFrames(t *testing.T) {
 			if err := s.Resize(ctx, tt.cols, tt.rows); err != nil {
 				t.Fatal(err)
 			}
-			s.typeLine(t, `echo size=$(stty size | tr " " x)`)
-			s.waitFor(t, tt.want)
+			s.Type(t, `echo size=$(stty size | tr " " x)`)
+			s.WaitFor(t, tt.want)
 		})
 	}
 	for _, frame := range []string{`{`, `{"type":"nope"}`, `{}`, `{"type":"resize","cols":"wide"}`, `{"type":"resize","cols":1e30}`, `{"type":"exit","code":1}`} {
@@ -228,8 +179,8 @@ func TestTerminalResizeAndBadFrames(t *testing.T) {
 			t.Fatalf("frame %s: no error frame", frame)
 		}
 	}
-	s.typeLine(t, "echo still-$((1+1))")
-	s.waitFor(t, "still-2")
+	s.Type(t, "echo still-$((1+1))")
+	s.WaitFor(t, "still-2")
 }
 
 // A client that never reads holds the shell back only for the stall time,
@@ -246,11 +197,11 @@ func TestTerminalClientThatNeverReads(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	s := attach(t, c, id)
-	s.typeLine(t, "head -c 30000000 /dev/zero | od -v | tail -c 0; seq 1 200000 | tail -c 0; yes 0123456789 | head -c 20000000; echo done-$((2*3))")
+	s.Type(t, "head -c 30000000 /dev/zero | od -v | tail -c 0; seq 1 200000 | tail -c 0; yes 0123456789 | head -c 20000000; echo done-$((2*3))")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.waitFor(t, "done-6")
+		s.WaitFor(t, "done-6")
 	}()
 	select {
 	case <-done:
@@ -316,8 +267,8 @@ func TestTerminalCloseKillsTree(t *testing.T) {
 	_, c, _ := newTerminalClient(t)
 	id := createTerm(t, c, client.TerminalOptions{})
 	s := attach(t, c, id)
-	s.typeLine(t, "sleep 300 & (sleep 301 &) ; echo pids $$ $!")
-	s.waitFor(t, "pids ")
+	s.Type(t, "sleep 300 & (sleep 301 &) ; echo pids $$ $!")
+	s.WaitFor(t, "pids ")
 	time.Sleep(100 * time.Millisecond)
 	var shell, bg int
 	for _, l := range strings.Split(s.String(), "\n") {
