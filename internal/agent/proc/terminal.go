@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -94,12 +93,9 @@ func (s *Service) createTerminal(r *hutchv1.CreateTerminalRequest) (*terminal, e
 	if ts.closed {
 		return nil, fmt.Errorf("create terminal: the agent is shutting down: %w", errdefs.ErrUnavailable)
 	}
-	id := r.Id
-	if id == "" {
-		for id = newID(); ts.byID[id] != nil; id = newID() {
-		}
-	} else if ts.byID[id] != nil {
-		return nil, fmt.Errorf("terminal %q: %w", id, errdefs.ErrAlreadyExists)
+	id, err := claimID(ts.byID, r.Id, "terminal")
+	if err != nil {
+		return nil, err
 	}
 	ptmx, pid, status, err := s.spawnPTY(path, argv, envv, cwd, cols, rows)
 	if err != nil {
@@ -176,17 +172,8 @@ func pollable(f *os.File) (*os.File, error) {
 // ListTerminals lists running and recently exited terminals, oldest first.
 func (s *Service) ListTerminals(context.Context, *connect.Request[hutchv1.ListTerminalsRequest]) (*connect.Response[hutchv1.ListTerminalsResponse], error) {
 	s.terms.mu.Lock()
-	all := make([]*terminal, 0, len(s.terms.byID))
-	for _, t := range s.terms.byID {
-		all = append(all, t)
-	}
+	all := oldestFirst(s.terms.byID, func(t *terminal) time.Time { return t.created })
 	s.terms.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool {
-		if !all[i].created.Equal(all[j].created) {
-			return all[i].created.Before(all[j].created)
-		}
-		return all[i].id < all[j].id
-	})
 	res := &hutchv1.ListTerminalsResponse{Terminals: make([]*hutchv1.TerminalInfo, len(all))}
 	for i, t := range all {
 		res.Terminals[i] = t.info()
