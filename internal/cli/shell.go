@@ -16,53 +16,50 @@ import (
 
 func newShellCmd(e *env) *cobra.Command {
 	var attach string
+	var list, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "shell NAME [--attach ID] [-- CMD [ARG...]]",
+		Use:   "shell NAME [--attach ID | --list] [-- CMD [ARG...]]",
 		Short: "Interactive terminal (a real PTY) in a sandbox; exits with the shell's exit code",
 		Long: "Starts a shell (bash) on a new PTY in the sandbox, or reattaches to a running terminal with --attach,\n" +
 			"and connects your terminal to it in raw mode, forwarding window-size changes. The terminal's id is printed\n" +
-			"on stderr when the connection drops, to reattach.",
+			"on stderr when the connection drops, to reattach. --list lists the sandbox's terminals.",
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if attach != "" && len(a) > 1 {
+			switch {
+			case list && (attach != "" || len(a) > 1):
+				return usageError{fmt.Errorf("--list takes only the sandbox name")}
+			case list:
+				return listTerminals(cmd.Context(), e, a[0], asJSON)
+			case attach != "" && len(a) > 1:
 				return usageError{fmt.Errorf("--attach reattaches to a running terminal: give no command")}
 			}
 			return runShell(cmd.Context(), e, a[0], attach, a[1:])
 		},
 	}
-	cmd.Flags().StringVar(&attach, "attach", "", "reattach to the terminal with this id (see `hutch shell ls`)")
-	cmd.AddCommand(newShellLsCmd(e))
+	cmd.Flags().StringVar(&attach, "attach", "", "reattach to the terminal with this id (see --list)")
+	cmd.Flags().BoolVar(&list, "list", false, "list the sandbox's terminals instead")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "with --list, print JSON")
 	return cmd
 }
 
-func newShellLsCmd(e *env) *cobra.Command {
-	var asJSON bool
-	ls := &cobra.Command{
-		Use:   "ls NAME",
-		Short: "List a sandbox's terminals",
-		Args:  args(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			ts, err := e.client().Terminals(cmd.Context(), a[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSONList(e.stdout, ts)
-			}
-			tw := table(e.stdout)
-			fmt.Fprintln(tw, "ID\tPID\tSIZE\tCLIENTS\tSTATUS\tCREATED")
-			for _, t := range ts {
-				status := "running"
-				if t.Exited {
-					status = fmt.Sprintf("exited %d", t.ExitCode)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%dx%d\t%d\t%s\t%s\n", t.Id, t.Pid, t.Cols, t.Rows, t.Clients, status, ago(t.CreatedAt.AsTime()))
-			}
-			return tw.Flush()
-		},
+func listTerminals(ctx context.Context, e *env, name string, asJSON bool) error {
+	ts, err := e.client().Terminals(ctx, name)
+	if err != nil {
+		return err
 	}
-	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return ls
+	if asJSON {
+		return printJSONList(e.stdout, ts)
+	}
+	tw := table(e.stdout)
+	fmt.Fprintln(tw, "ID\tPID\tSIZE\tCLIENTS\tSTATUS\tCREATED")
+	for _, t := range ts {
+		status := "running"
+		if t.Exited {
+			status = fmt.Sprintf("exited %d", t.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%dx%d\t%d\t%s\t%s\n", t.Id, t.Pid, t.Cols, t.Rows, t.Clients, status, ago(t.CreatedAt.AsTime()))
+	}
+	return tw.Flush()
 }
 
 // runShell connects the local terminal to a sandbox terminal until its

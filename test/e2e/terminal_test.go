@@ -180,6 +180,9 @@ func TestShellCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if out, errOut, code := d.hutch("", "shell", "cli", "--list"); code != 0 || !strings.Contains(out, info.Id) || !strings.Contains(out, "exited 4") {
+		t.Fatalf("shell --list: %d %q %q", code, out, errOut)
+	}
 	attach := exec.Command(filepath.Join(binDir, "hutch"), "shell", "cli", "--attach", info.Id)
 	attach.Env = append(os.Environ(), "HUTCH_URL="+d.url)
 	r, w := io.Pipe()
