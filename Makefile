@@ -7,7 +7,7 @@ CACHE ?= /var/cache/hutch
 DATA  ?= /var/lib/hutch
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps image run test bench lint generate clean
+.PHONY: all build web deps image run test bench lint generate clean
 
 all: build
 
@@ -15,8 +15,16 @@ deps:
 	@./scripts/deps.sh
 
 # The agent runs inside sandboxes of any image, so everything is built static.
-build:
+# The browser terminal (web/terminal) is bundled first and embedded.
+build: web
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(BIN)/ ./cmd/...
+
+WEB := web/terminal
+web: $(WEB)/dist/terminal.js
+
+$(WEB)/dist/terminal.js: $(WEB)/package.json $(WEB)/package-lock.json $(WEB)/tsconfig.json $(wildcard $(WEB)/src/*.ts)
+	@command -v npm >/dev/null || ./scripts/deps.sh
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 # The default image is built once from internal/image/default.recipe and cached in $(CACHE).
 image: deps build
@@ -41,7 +49,7 @@ generate:
 	go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
 	command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
 	protoc -I api --go_out=api --go_opt=paths=source_relative \
-		--connect-go_out=api --connect-go_opt=paths=source_relative api/hutch/v1/hutch.proto
+		--connect-go_out=api --connect-go_opt=paths=source_relative api/hutch/v1/hutch.proto api/hutch/v1/terminal.proto
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(WEB)/node_modules $(WEB)/dist/terminal.*

@@ -13,6 +13,7 @@ import (
 
 func main() {
 	asJSON := flag.Bool("json", false, "print the figures as JSON")
+	only := flag.String("only", "", `measure only this group of figures ("terminal")`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -21,6 +22,7 @@ func main() {
 		cacheDir: os.Getenv("HUTCH_CACHE"),
 		image:    "default", // what Exec creates sandboxes from
 		json:     *asJSON,
+		only:     *only,
 	}
 	if cfg.cacheDir == "" {
 		cfg.cacheDir = "/var/cache/hutch"

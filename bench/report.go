@@ -31,6 +31,10 @@ type results struct {
 	ReadMBps    float64
 	Preview     previewResult
 	StartReady  latency // StartProcess of a server until WaitForPort
+	// Keystroke is one key to its echo over the terminal WebSocket.
+	Keystroke       latency
+	TerminalCatMBps float64 // cat of a 100 MB file through a terminal
+	PTYFloorMBps    float64 // the same cat through a PTY inside the sandbox
 }
 
 func (r *results) missed() []string {
@@ -65,9 +69,17 @@ func (r *results) writeTable(w io.Writer) {
 	row(w, "file write 1 GiB", fmt.Sprintf("%5.0f MB/s", r.WriteMBps), "")
 	row(w, "file read 1 GiB", fmt.Sprintf("%5.0f MB/s", r.ReadMBps), "")
 	row(w, "preview URL GET (http.server)", lat(r.Preview.Via), fmt.Sprintf("+%.2f ms over the sandbox's address", float64(r.Preview.Via.Median-r.Preview.Direct.Median)/1e6))
-	row(w, "  direct to the sandbox address", lat(r.Preview.Direct), "")
+	row(w, "  direct to its address", lat(r.Preview.Direct), "")
 	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.Preview.ViaRPS), fmt.Sprintf("direct to the address: %.0f /s", r.Preview.DirectRPS))
 	row(w, "start server → port ready", lat(r.StartReady), "")
+	r.writeTerminalRows(w)
+}
+
+func (r *results) writeTerminalRows(w io.Writer) {
+	row(w, "terminal keystroke echo", fmt.Sprintf("median %s   p99 %s   min %s   (%d runs)", ms(r.Keystroke.Median), ms(r.Keystroke.P99), ms(r.Keystroke.Min), r.Keystroke.Runs),
+		"WebSocket → daemon → agent PTY → bash → back")
+	row(w, "terminal cat 100 MB", fmt.Sprintf("%5.0f MB/s", r.TerminalCatMBps),
+		fmt.Sprintf("floor: the same cat through a PTY inside the sandbox, %.0f MB/s", r.PTYFloorMBps))
 }
 
 func row(w io.Writer, label, figure, note string) {
@@ -91,12 +103,13 @@ func goalText(goal string, met bool) string {
 type jsonLatency struct {
 	MedianMs float64 `json:"median_ms"`
 	P90Ms    float64 `json:"p90_ms"`
+	P99Ms    float64 `json:"p99_ms"`
 	MinMs    float64 `json:"min_ms"`
 	Runs     int     `json:"runs"`
 }
 
 func toJSON(l latency) jsonLatency {
-	return jsonLatency{MedianMs: float64(l.Median) / 1e6, P90Ms: float64(l.P90) / 1e6, MinMs: float64(l.Min) / 1e6, Runs: l.Runs}
+	return jsonLatency{MedianMs: float64(l.Median) / 1e6, P90Ms: float64(l.P90) / 1e6, P99Ms: float64(l.P99) / 1e6, MinMs: float64(l.Min) / 1e6, Runs: l.Runs}
 }
 
 func (r *results) writeJSON(w io.Writer) error {
@@ -122,6 +135,9 @@ func (r *results) writeJSON(w io.Writer) error {
 		PreviewRPS       float64     `json:"preview_requests_per_s"`
 		PreviewDirectRPS float64     `json:"preview_direct_requests_per_s"`
 		StartReady       jsonLatency `json:"start_to_port_ready"`
+		Keystroke        jsonLatency `json:"terminal_keystroke_echo"`
+		TerminalCat      float64     `json:"terminal_cat_mb_per_s"`
+		PTYFloor         float64     `json:"pty_cat_in_sandbox_mb_per_s"`
 		GoalsMissed      []string    `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
@@ -129,6 +145,7 @@ func (r *results) writeJSON(w io.Writer) error {
 		Clients: clients, ExecsPerSec: r.ExecsPerSec, StdoutMBps: r.StdoutMBps,
 		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
 		PreviewVia: toJSON(r.Preview.Via), PreviewDirect: toJSON(r.Preview.Direct), PreviewRPS: r.Preview.ViaRPS, PreviewDirectRPS: r.Preview.DirectRPS, StartReady: toJSON(r.StartReady),
+		Keystroke: toJSON(r.Keystroke), TerminalCat: r.TerminalCatMBps, PTYFloor: r.PTYFloorMBps,
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -21,6 +21,7 @@ type config struct {
 	cacheDir string // image store
 	image    string
 	json     bool
+	only     string // a group of figures, or all when empty
 	// daemonURL is set once the daemon runs.
 	daemonURL string
 }
@@ -66,6 +67,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		}
 	}()
 	cfg.daemonURL = d.url
+	if cfg.only == "terminal" {
+		return measureTerminal(ctx, d.client, cfg, w)
+	}
 	res, err := measure(ctx, d.client, cfg, filepath.Join(tmp, "floor"))
 	if err != nil {
 		return err
@@ -109,7 +113,36 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	if res.StartReady, err = benchStartToReady(ctx, c, name); err != nil {
 		return nil, fmt.Errorf("start to ready: %w", err)
 	}
+	if err := measureTerminalInto(ctx, c, name, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+func measureTerminalInto(ctx context.Context, c *client.Client, name string, res *results) (err error) {
+	if res.Keystroke, err = benchKeystroke(ctx, c, name); err != nil {
+		return fmt.Errorf("keystroke echo: %w", err)
+	}
+	if res.TerminalCatMBps, err = benchTerminalCat(ctx, c, name); err != nil {
+		return fmt.Errorf("terminal cat: %w", err)
+	}
+	if res.PTYFloorMBps, err = benchPTYFloor(ctx, c, name); err != nil {
+		return fmt.Errorf("pty floor: %w", err)
+	}
+	return nil
+}
+
+// measureTerminal takes and prints only the terminal figures.
+func measureTerminal(ctx context.Context, c *client.Client, cfg config, w io.Writer) error {
+	res := &results{Cores: goruntime.NumCPU(), Runc: runcVersion(ctx), Image: cfg.image}
+	if err := measureTerminalInto(ctx, c, "bench", res); err != nil {
+		return err
+	}
+	if cfg.json {
+		return res.writeJSON(w)
+	}
+	res.writeTerminalRows(w)
+	return nil
 }
 
 // benchColdCreate measures creation without a warm pool, on a daemon of

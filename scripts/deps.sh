@@ -8,6 +8,11 @@ command -v busybox >/dev/null 2>&1 || missing="$missing busybox-static"
 command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+# The browser terminal is bundled with npm; its test drives Chromium; the
+# acceptance check of hutch shell runs it under tmux.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive

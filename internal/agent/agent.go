@@ -1,6 +1,6 @@
 // Package agent is the in-sandbox server: PID 1 of every sandbox, serving
-// the daemon over a unix socket with exec and file services, reaping every
-// process in the sandbox.
+// the daemon over a unix socket with exec, terminal and file services,
+// reaping every process in the sandbox.
 package agent
 
 import (
@@ -64,6 +64,8 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	procPath, procHandler := hutchv1connect.NewProcessServiceHandler(procs, opts...)
 	mux.Handle(procPath, procHandler)
 	mux.Handle(hutchv1connect.ProcessServiceExecProcedure, procs.ExecHandler(procHandler, MaxMessageBytes))
+	mux.Handle(hutchv1connect.NewTerminalServiceHandler(procs, opts...))
+	mux.Handle(proc.TerminalPath, procs.TerminalHandler())
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
 	mux.Handle("/v1/files", fs.ContentHandler())

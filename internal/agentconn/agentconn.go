@@ -22,10 +22,11 @@ const BaseURL = "http://agent"
 
 // Conn holds the clients of one agent.
 type Conn struct {
-	HTTP    *http.Client
-	Process hutchv1connect.ProcessServiceClient
-	Files   hutchv1connect.FileServiceClient
-	socket  string
+	HTTP     *http.Client
+	Process  hutchv1connect.ProcessServiceClient
+	Files    hutchv1connect.FileServiceClient
+	Terminal hutchv1connect.TerminalServiceClient
+	socket   string
 }
 
 // New returns a Conn to the agent serving on socket. It does not dial.
@@ -44,10 +45,11 @@ func New(socket string) *Conn {
 	// No gzip: output is mostly already streamed in large chunks over a local socket.
 	opts := []connect.ClientOption{connect.WithAcceptCompression("gzip", nil, nil)}
 	return &Conn{
-		HTTP:    hc,
-		Process: hutchv1connect.NewProcessServiceClient(hc, BaseURL, opts...),
-		Files:   hutchv1connect.NewFileServiceClient(hc, BaseURL, opts...),
-		socket:  socket,
+		HTTP:     hc,
+		Process:  hutchv1connect.NewProcessServiceClient(hc, BaseURL, opts...),
+		Files:    hutchv1connect.NewFileServiceClient(hc, BaseURL, opts...),
+		Terminal: hutchv1connect.NewTerminalServiceClient(hc, BaseURL, opts...),
+		socket:   socket,
 	}
 }
 

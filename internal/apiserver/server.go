@@ -21,6 +21,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/preview"
+	"github.com/hutch-sh/hutch/web/terminal"
 )
 
 // MaxMessageBytes bounds one unary request message.
@@ -80,6 +81,10 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.Handle(hutchv1connect.ProcessServiceExecProcedure, s.execRelay(procHandler))
 	s.mux.Handle(hutchv1connect.NewFileServiceHandler(&fileService{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
+	s.mux.Handle(hutchv1connect.NewTerminalServiceHandler(&terminals{s}, opts...))
+	s.mux.HandleFunc("/v1/sandboxes/{name}/terminals/{id}", s.terminalSocket)
+	s.mux.Handle("GET /terminal/{name}", terminal.Page())
+	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return s
 }

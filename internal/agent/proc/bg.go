@@ -289,22 +289,33 @@ func (s *Service) lookupBg(id string) (*bgProc, error) {
 // ListProcesses lists running and recently ended processes, oldest first.
 func (s *Service) ListProcesses(context.Context, *connect.Request[hutchv1.ListProcessesRequest]) (*connect.Response[hutchv1.ListProcessesResponse], error) {
 	s.procs.mu.Lock()
-	ps := make([]*bgProc, 0, len(s.procs.procs))
-	for _, p := range s.procs.procs {
-		ps = append(ps, p)
-	}
+	ps := oldestFirst(s.procs.procs, func(p *bgProc) time.Time { return p.started })
 	s.procs.mu.Unlock()
-	sort.Slice(ps, func(i, j int) bool {
-		if !ps[i].started.Equal(ps[j].started) {
-			return ps[i].started.Before(ps[j].started)
-		}
-		return ps[i].id < ps[j].id
-	})
 	res := &hutchv1.ListProcessesResponse{Processes: make([]*hutchv1.ProcessInfo, len(ps))}
 	for i, p := range ps {
 		res.Processes[i] = p.info()
 	}
 	return connect.NewResponse(res), nil
+}
+
+// oldestFirst returns the values of m (by id) ordered by their start, then id.
+func oldestFirst[T any](m map[string]T, start func(T) time.Time) []T {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := start(m[ids[i]]), start(m[ids[j]])
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return ids[i] < ids[j]
+	})
+	out := make([]T, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out
 }
 
 // GetProcess reports one process.
@@ -316,8 +327,9 @@ func (s *Service) GetProcess(_ context.Context, req *connect.Request[hutchv1.Pro
 	return connect.NewResponse(p.info()), nil
 }
 
-// Close kills every running background process and every session's shell
-// and waits until they are gone, so nothing the Service started outlives it.
+// Close kills every running background process, every session's shell and
+// every terminal, and waits until they are gone, so nothing the Service
+// started outlives it.
 func (s *Service) Close() {
 	s.procs.mu.Lock()
 	var ps []*bgProc
@@ -331,5 +343,6 @@ func (s *Service) Close() {
 		}
 	}
 	s.closeSessions()
+	s.closeTerminals()
 	s.procs.wg.Wait()
 }

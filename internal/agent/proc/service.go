@@ -44,6 +44,7 @@ type Service struct {
 
 	procs    *registry // background processes
 	sessions *sessions
+	terms    *terminals
 
 	envMu   sync.Mutex
 	baseEnv []string // changed by SetEnv without a session
@@ -58,7 +59,7 @@ var _ hutchv1connect.ProcessServiceHandler = (*Service)(nil)
 // (KEY=VALUE) under the request's own env.
 func New(log *slog.Logger, reaper *Reaper, baseEnv []string, workdir string) *Service {
 	bufs := &sync.Pool{New: func() any { b := make([]byte, envelope.OutputHeadroom+readChunk); return &b }}
-	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, procs: newRegistry(), sessions: newSessions(), execs: make(map[string]*execution)}
+	return &Service{log: log, reaper: reaper, baseEnv: baseEnv, workdir: workdir, bufs: bufs, procs: newRegistry(), sessions: newSessions(), terms: newTerminals(), execs: make(map[string]*execution)}
 }
 
 type execution struct {

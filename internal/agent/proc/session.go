@@ -99,12 +99,9 @@ func (s *Service) createSession(r *hutchv1.CreateSessionRequest) (*session, erro
 	if ss.closed {
 		return nil, fmt.Errorf("create session: the agent is shutting down: %w", errdefs.ErrUnavailable)
 	}
-	id := r.Id
-	if id == "" {
-		for id = newID(); ss.byID[id] != nil; id = newID() {
-		}
-	} else if ss.byID[id] != nil {
-		return nil, fmt.Errorf("session %q: %w", id, errdefs.ErrAlreadyExists)
+	id, err := claimID(ss.byID, r.Id, "session")
+	if err != nil {
+		return nil, err
 	}
 	sh, err := s.spawnShell(env, cwd)
 	if err != nil {
@@ -208,6 +205,22 @@ func (s *Service) closeSessions() {
 	}
 	wg.Wait()
 	ss.wg.Wait()
+}
+
+// claimID returns id, or a new unused id when it is empty; already_exists
+// when m has id. The caller holds m's lock until it stores the new entry.
+func claimID[T any](m map[string]T, id, what string) (string, error) {
+	if id == "" {
+		for id = newID(); ; id = newID() {
+			if _, taken := m[id]; !taken {
+				return id, nil
+			}
+		}
+	}
+	if _, taken := m[id]; taken {
+		return "", fmt.Errorf("%s %q: %w", what, id, errdefs.ErrAlreadyExists)
+	}
+	return id, nil
 }
 
 func (s *Service) lookupSession(id string) (*session, error) {

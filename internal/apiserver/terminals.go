@@ -1,0 +1,93 @@
+package apiserver
+
+import (
+	"context"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/errdefs"
+)
+
+// Terminals live in the agent; the daemon forwards the calls and relays
+// the WebSocket. Creating one creates the sandbox on demand.
+type terminals struct{ s *Server }
+
+var _ hutchv1connect.TerminalServiceHandler = (*terminals)(nil)
+
+func (h *terminals) CreateTerminal(ctx context.Context, req *connect.Request[hutchv1.CreateTerminalRequest]) (*connect.Response[hutchv1.TerminalInfo], error) {
+	return unary(ctx, h.s, req.Msg.Sandbox, true, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CreateTerminalRequest]) (*connect.Response[hutchv1.TerminalInfo], error) {
+		return c.Terminal.CreateTerminal
+	})
+}
+
+func (h *terminals) ListTerminals(ctx context.Context, req *connect.Request[hutchv1.ListTerminalsRequest]) (*connect.Response[hutchv1.ListTerminalsResponse], error) {
+	return unary(ctx, h.s, req.Msg.Sandbox, false, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.ListTerminalsRequest]) (*connect.Response[hutchv1.ListTerminalsResponse], error) {
+		return c.Terminal.ListTerminals
+	})
+}
+
+func (h *terminals) CloseTerminal(ctx context.Context, req *connect.Request[hutchv1.CloseTerminalRequest]) (*connect.Response[hutchv1.CloseTerminalResponse], error) {
+	return unary(ctx, h.s, req.Msg.Sandbox, false, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CloseTerminalRequest]) (*connect.Response[hutchv1.CloseTerminalResponse], error) {
+		return c.Terminal.CloseTerminal
+	})
+}
+
+// terminalSocket relays a terminal WebSocket to the sandbox's agent, which
+// answers an unknown terminal with 404 and a plain request with 426.
+// Browsers cannot set headers on a WebSocket: they pass the API key as
+// ?token=, and a page from another origin is refused, so no web site can
+// open a shell in a sandbox through a user's browser.
+func (s *Server) terminalSocket(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		errdefs.WriteHTTPStatus(w, http.StatusForbidden, connect.CodePermissionDenied, "terminal: cross-origin WebSocket refused")
+		return
+	}
+	q := r.URL.Query()
+	if tok := q.Get("token"); tok != "" && r.Header.Get("Authorization") == "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	s.requireKey(func(w http.ResponseWriter, r *http.Request) {
+		name, id := r.PathValue("name"), r.PathValue("id")
+		c, err := s.sb.Conn(r.Context(), name)
+		if err != nil {
+			errdefs.WriteHTTP(w, err)
+			return
+		}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "agent"
+				pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = proc.TerminalPath+url.PathEscape(id), "", ""
+				pr.Out.Header.Del("Authorization")
+				pr.Out.Header.Del("Origin")
+			},
+			Transport: c.HTTP.Transport,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if r.Context().Err() != nil {
+					return
+				}
+				s.sb.MarkBroken(name)
+				errdefs.WriteHTTPStatus(w, http.StatusServiceUnavailable, connect.CodeUnavailable, "sandbox "+name+": agent unreachable; the sandbox is recovered on the next call")
+			},
+		}
+		proxy.ServeHTTP(w, r)
+	})(w, r)
+}
+
+// sameOrigin reports whether a request has no Origin (not a browser) or
+// one whose host is the host it was sent to.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
