@@ -33,6 +33,11 @@ type results struct {
 	PreviewIn   latency // the same GET inside the sandbox
 	PreviewRPS  float64
 	StartReady  latency // StartProcess of a server until WaitForPort
+	// A file created in the sandbox until its create event reaches the
+	// client; events per second of a burst of creates.
+	WatchLatency latency
+	WatchPerSec  float64
+	WatchLost    bool // the burst overflowed
 }
 
 func (r *results) missed() []string {
@@ -70,6 +75,12 @@ func (r *results) writeTable(w io.Writer) {
 		float64(r.PreviewVia.Median-r.PreviewIn.Median)/1e6, float64(r.PreviewIn.Median)/1e6))
 	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.PreviewRPS), "")
 	row(w, "start server → port ready", lat(r.StartReady), "")
+	row(w, "watch: create → client event", fmt.Sprintf("median %s   p99 %s   min %s   (%d runs)", ms(r.WatchLatency.Median), ms(r.WatchLatency.P99), ms(r.WatchLatency.Min), r.WatchLatency.Runs), "")
+	note := fmt.Sprintf("%d creates, none lost", watchBurst)
+	if r.WatchLost {
+		note = fmt.Sprintf("%d creates, overflow reported", watchBurst)
+	}
+	row(w, "watch events/s (burst)", fmt.Sprintf("%6.0f /s", r.WatchPerSec), note)
 }
 
 func row(w io.Writer, label, figure, note string) {
@@ -93,12 +104,13 @@ func goalText(goal string, met bool) string {
 type jsonLatency struct {
 	MedianMs float64 `json:"median_ms"`
 	P90Ms    float64 `json:"p90_ms"`
+	P99Ms    float64 `json:"p99_ms"`
 	MinMs    float64 `json:"min_ms"`
 	Runs     int     `json:"runs"`
 }
 
 func toJSON(l latency) jsonLatency {
-	return jsonLatency{MedianMs: float64(l.Median) / 1e6, P90Ms: float64(l.P90) / 1e6, MinMs: float64(l.Min) / 1e6, Runs: l.Runs}
+	return jsonLatency{MedianMs: float64(l.Median) / 1e6, P90Ms: float64(l.P90) / 1e6, P99Ms: float64(l.P99) / 1e6, MinMs: float64(l.Min) / 1e6, Runs: l.Runs}
 }
 
 func (r *results) writeJSON(w io.Writer) error {
@@ -123,6 +135,9 @@ func (r *results) writeJSON(w io.Writer) error {
 		PreviewIn     jsonLatency `json:"preview_get_in_sandbox"`
 		PreviewRPS    float64     `json:"preview_requests_per_s"`
 		StartReady    jsonLatency `json:"start_to_port_ready"`
+		WatchLatency  jsonLatency `json:"watch_event_latency"`
+		WatchPerSec   float64     `json:"watch_events_per_s"`
+		WatchLost     bool        `json:"watch_burst_overflowed"`
 		GoalsMissed   []string    `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
@@ -130,6 +145,7 @@ func (r *results) writeJSON(w io.Writer) error {
 		Clients: clients, ExecsPerSec: r.ExecsPerSec, StdoutMBps: r.StdoutMBps,
 		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
 		PreviewVia: toJSON(r.PreviewVia), PreviewIn: toJSON(r.PreviewIn), PreviewRPS: r.PreviewRPS, StartReady: toJSON(r.StartReady),
+		WatchLatency: toJSON(r.WatchLatency), WatchPerSec: r.WatchPerSec, WatchLost: r.WatchLost,
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -109,6 +109,9 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	if res.StartReady, err = benchStartToReady(ctx, c, name); err != nil {
 		return nil, fmt.Errorf("start to ready: %w", err)
 	}
+	if res.WatchLatency, res.WatchPerSec, res.WatchLost, err = benchWatch(ctx, c, name); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
 	return res, nil
 }
 

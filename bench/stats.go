@@ -9,6 +9,7 @@ import (
 type latency struct {
 	Median time.Duration `json:"median_ns"`
 	P90    time.Duration `json:"p90_ns"`
+	P99    time.Duration `json:"p99_ns"`
 	Min    time.Duration `json:"min_ns"`
 	Runs   int           `json:"runs"`
 }
@@ -19,7 +20,7 @@ func summarize(d []time.Duration) latency {
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return latency{Median: pick(s, 0.5), P90: pick(s, 0.9), Min: s[0], Runs: len(s)}
+	return latency{Median: pick(s, 0.5), P90: pick(s, 0.9), P99: pick(s, 0.99), Min: s[0], Runs: len(s)}
 }
 
 // pick returns the nearest-rank q-quantile of sorted s (the median of an
