@@ -248,8 +248,10 @@ func (t *tree) handle(wd int32, m, cookie uint32, name string) {
 	case m&unix.IN_ATTRIB != 0:
 		t.emit(hutchv1.WatchEventType_WATCH_EVENT_TYPE_ATTRIB, p, isDir, 0, "")
 	case m&unix.IN_DELETE != 0:
+		delete(t.synth, p) // a create after this one is news
 		t.emit(hutchv1.WatchEventType_WATCH_EVENT_TYPE_DELETE, p, isDir, 0, "")
 	case m&unix.IN_MOVED_FROM != 0:
+		delete(t.synth, p)
 		t.emit(hutchv1.WatchEventType_WATCH_EVENT_TYPE_MOVE_FROM, p, isDir, cookie, "")
 		t.moves[t.nmove%len(t.moves)] = move{cookie: cookie, path: p, isDir: isDir}
 		t.nmove++
