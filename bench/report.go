@@ -35,6 +35,11 @@ type results struct {
 	Keystroke       latency
 	TerminalCatMBps float64 // cat of a 100 MB file through a terminal
 	PTYFloorMBps    float64 // the same cat through a PTY inside the sandbox
+	// A file created in the sandbox until its create event reaches the
+	// client; events per second of a burst of creates.
+	WatchLatency latency
+	WatchPerSec  float64
+	WatchLost    bool // the burst overflowed
 }
 
 func (r *results) missed() []string {
@@ -72,6 +77,12 @@ func (r *results) writeTable(w io.Writer) {
 	row(w, "  direct to its address", lat(r.Preview.Direct), "")
 	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.Preview.ViaRPS), fmt.Sprintf("direct to the address: %.0f /s", r.Preview.DirectRPS))
 	row(w, "start server → port ready", lat(r.StartReady), "")
+	row(w, "watch: create → client event", fmt.Sprintf("median %s   p99 %s   min %s   (%d runs)", ms(r.WatchLatency.Median), ms(r.WatchLatency.P99), ms(r.WatchLatency.Min), r.WatchLatency.Runs), "")
+	note := fmt.Sprintf("%d creates, none lost", watchBurst)
+	if r.WatchLost {
+		note = fmt.Sprintf("%d creates, overflow reported", watchBurst)
+	}
+	row(w, "watch events/s (burst)", fmt.Sprintf("%6.0f /s", r.WatchPerSec), note)
 	r.writeTerminalRows(w)
 }
 
@@ -138,6 +149,9 @@ func (r *results) writeJSON(w io.Writer) error {
 		Keystroke        jsonLatency `json:"terminal_keystroke_echo"`
 		TerminalCat      float64     `json:"terminal_cat_mb_per_s"`
 		PTYFloor         float64     `json:"pty_cat_in_sandbox_mb_per_s"`
+		WatchLatency     jsonLatency `json:"watch_event_latency"`
+		WatchPerSec      float64     `json:"watch_events_per_s"`
+		WatchLost        bool        `json:"watch_burst_overflowed"`
 		GoalsMissed      []string    `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
@@ -146,6 +160,7 @@ func (r *results) writeJSON(w io.Writer) error {
 		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
 		PreviewVia: toJSON(r.Preview.Via), PreviewDirect: toJSON(r.Preview.Direct), PreviewRPS: r.Preview.ViaRPS, PreviewDirectRPS: r.Preview.DirectRPS, StartReady: toJSON(r.StartReady),
 		Keystroke: toJSON(r.Keystroke), TerminalCat: r.TerminalCatMBps, PTYFloor: r.PTYFloorMBps,
+		WatchLatency: toJSON(r.WatchLatency), WatchPerSec: r.WatchPerSec, WatchLost: r.WatchLost,
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -116,6 +116,9 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	if err := measureTerminalInto(ctx, c, name, res); err != nil {
 		return nil, err
 	}
+	if res.WatchLatency, res.WatchPerSec, res.WatchLost, err = benchWatch(ctx, c, name); err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
 	return res, nil
 }
 

@@ -1,6 +1,6 @@
 // Package agent is the in-sandbox server: PID 1 of every sandbox, serving
-// the daemon over a unix socket with exec, terminal and file services,
-// reaping every process in the sandbox.
+// the daemon over a unix socket with exec, terminal, file and watch
+// services, reaping every process in the sandbox.
 package agent
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/agent/files"
 	"github.com/hutch-sh/hutch/internal/agent/proc"
 	"github.com/hutch-sh/hutch/internal/agent/tunnel"
+	"github.com/hutch-sh/hutch/internal/agent/watch"
 )
 
 // Options configure an agent.
@@ -69,6 +70,8 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
 	mux.Handle("/v1/files", fs.ContentHandler())
+	watches := watch.New(log, fs, watch.Options{})
+	mux.Handle(hutchv1connect.NewWatchServiceHandler(watches, opts...))
 	mux.Handle(tunnel.Path, tunnel.Handler{Host: "127.0.0.1", Log: log})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
@@ -83,6 +86,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 		return err
 	case <-ctx.Done():
 	}
+	watches.Close() // streams end with a stopped event before the server shuts down
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)

@@ -26,6 +26,7 @@ type Conn struct {
 	Process  hutchv1connect.ProcessServiceClient
 	Files    hutchv1connect.FileServiceClient
 	Terminal hutchv1connect.TerminalServiceClient
+	Watch    hutchv1connect.WatchServiceClient
 	socket   string
 }
 
@@ -49,6 +50,7 @@ func New(socket string) *Conn {
 		Process:  hutchv1connect.NewProcessServiceClient(hc, BaseURL, opts...),
 		Files:    hutchv1connect.NewFileServiceClient(hc, BaseURL, opts...),
 		Terminal: hutchv1connect.NewTerminalServiceClient(hc, BaseURL, opts...),
+		Watch:    hutchv1connect.NewWatchServiceClient(hc, BaseURL, opts...),
 		socket:   socket,
 	}
 }

@@ -195,6 +195,138 @@ func (FileType) EnumDescriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{2}
 }
 
+type WatchEventType int32
+
+const (
+	WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED WatchEventType = 0
+	// The watch is live; version is where it starts.
+	WatchEventType_WATCH_EVENT_TYPE_STARTED   WatchEventType = 1
+	WatchEventType_WATCH_EVENT_TYPE_CREATE    WatchEventType = 2
+	WatchEventType_WATCH_EVENT_TYPE_MODIFY    WatchEventType = 3
+	WatchEventType_WATCH_EVENT_TYPE_DELETE    WatchEventType = 4
+	WatchEventType_WATCH_EVENT_TYPE_MOVE_FROM WatchEventType = 5
+	WatchEventType_WATCH_EVENT_TYPE_MOVE_TO   WatchEventType = 6
+	WatchEventType_WATCH_EVENT_TYPE_ATTRIB    WatchEventType = 7
+	// Events were lost (kernel queue overflow, a slow client, a watch limit):
+	// resync, e.g. with CheckChanges from the last version seen.
+	WatchEventType_WATCH_EVENT_TYPE_OVERFLOW WatchEventType = 8
+	// The last event of a stream: the watch ended, reason says why.
+	WatchEventType_WATCH_EVENT_TYPE_STOPPED WatchEventType = 9
+	// Sent while the tree is quiet, so idle connections are not cut.
+	WatchEventType_WATCH_EVENT_TYPE_KEEPALIVE WatchEventType = 10
+)
+
+// Enum value maps for WatchEventType.
+var (
+	WatchEventType_name = map[int32]string{
+		0:  "WATCH_EVENT_TYPE_UNSPECIFIED",
+		1:  "WATCH_EVENT_TYPE_STARTED",
+		2:  "WATCH_EVENT_TYPE_CREATE",
+		3:  "WATCH_EVENT_TYPE_MODIFY",
+		4:  "WATCH_EVENT_TYPE_DELETE",
+		5:  "WATCH_EVENT_TYPE_MOVE_FROM",
+		6:  "WATCH_EVENT_TYPE_MOVE_TO",
+		7:  "WATCH_EVENT_TYPE_ATTRIB",
+		8:  "WATCH_EVENT_TYPE_OVERFLOW",
+		9:  "WATCH_EVENT_TYPE_STOPPED",
+		10: "WATCH_EVENT_TYPE_KEEPALIVE",
+	}
+	WatchEventType_value = map[string]int32{
+		"WATCH_EVENT_TYPE_UNSPECIFIED": 0,
+		"WATCH_EVENT_TYPE_STARTED":     1,
+		"WATCH_EVENT_TYPE_CREATE":      2,
+		"WATCH_EVENT_TYPE_MODIFY":      3,
+		"WATCH_EVENT_TYPE_DELETE":      4,
+		"WATCH_EVENT_TYPE_MOVE_FROM":   5,
+		"WATCH_EVENT_TYPE_MOVE_TO":     6,
+		"WATCH_EVENT_TYPE_ATTRIB":      7,
+		"WATCH_EVENT_TYPE_OVERFLOW":    8,
+		"WATCH_EVENT_TYPE_STOPPED":     9,
+		"WATCH_EVENT_TYPE_KEEPALIVE":   10,
+	}
+)
+
+func (x WatchEventType) Enum() *WatchEventType {
+	p := new(WatchEventType)
+	*p = x
+	return p
+}
+
+func (x WatchEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WatchEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_hutch_v1_hutch_proto_enumTypes[3].Descriptor()
+}
+
+func (WatchEventType) Type() protoreflect.EnumType {
+	return &file_hutch_v1_hutch_proto_enumTypes[3]
+}
+
+func (x WatchEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WatchEventType.Descriptor instead.
+func (WatchEventType) EnumDescriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{3}
+}
+
+type ChangeStatus int32
+
+const (
+	ChangeStatus_CHANGE_STATUS_UNSPECIFIED ChangeStatus = 0
+	ChangeStatus_CHANGE_STATUS_UNCHANGED   ChangeStatus = 1
+	ChangeStatus_CHANGE_STATUS_CHANGED     ChangeStatus = 2
+	// The agent cannot tell (its state expired or was reset, or events were
+	// lost): list the tree again.
+	ChangeStatus_CHANGE_STATUS_RESYNC ChangeStatus = 3
+)
+
+// Enum value maps for ChangeStatus.
+var (
+	ChangeStatus_name = map[int32]string{
+		0: "CHANGE_STATUS_UNSPECIFIED",
+		1: "CHANGE_STATUS_UNCHANGED",
+		2: "CHANGE_STATUS_CHANGED",
+		3: "CHANGE_STATUS_RESYNC",
+	}
+	ChangeStatus_value = map[string]int32{
+		"CHANGE_STATUS_UNSPECIFIED": 0,
+		"CHANGE_STATUS_UNCHANGED":   1,
+		"CHANGE_STATUS_CHANGED":     2,
+		"CHANGE_STATUS_RESYNC":      3,
+	}
+)
+
+func (x ChangeStatus) Enum() *ChangeStatus {
+	p := new(ChangeStatus)
+	*p = x
+	return p
+}
+
+func (x ChangeStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hutch_v1_hutch_proto_enumTypes[4].Descriptor()
+}
+
+func (ChangeStatus) Type() protoreflect.EnumType {
+	return &file_hutch_v1_hutch_proto_enumTypes[4]
+}
+
+func (x ChangeStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeStatus.Descriptor instead.
+func (ChangeStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{4}
+}
+
 type ExposedPort struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
@@ -3799,6 +3931,421 @@ func (*RenameResponse) Descriptor() ([]byte, []int) {
 	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{59}
 }
 
+type WatchRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// A directory; relative paths are relative to /workspace.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// Only path itself, not its subdirectories. Recursive is the default.
+	NonRecursive bool `protobuf:"varint,3,opt,name=non_recursive,json=nonRecursive,proto3" json:"non_recursive,omitempty"`
+	// Globs (path.Match syntax). A glob without '/' matches any path
+	// component's name; one with '/' matches the path relative to the watched
+	// directory; a path matches when it or a parent directory does.
+	// Excluded directories are not watched at all. Without exclude, .git and
+	// node_modules are excluded.
+	Include []string `protobuf:"bytes,4,rep,name=include,proto3" json:"include,omitempty"`
+	Exclude []string `protobuf:"bytes,5,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	// Exclude nothing when exclude is empty.
+	NoDefaultExcludes bool `protobuf:"varint,6,opt,name=no_default_excludes,json=noDefaultExcludes,proto3" json:"no_default_excludes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *WatchRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WatchRequest) GetNonRecursive() bool {
+	if x != nil {
+		return x.NonRecursive
+	}
+	return false
+}
+
+func (x *WatchRequest) GetInclude() []string {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetNoDefaultExcludes() bool {
+	if x != nil {
+		return x.NoDefaultExcludes
+	}
+	return false
+}
+
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  WatchEventType         `protobuf:"varint,1,opt,name=type,proto3,enum=hutch.v1.WatchEventType" json:"type,omitempty"`
+	// Absolute sandbox path.
+	Path        string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	IsDirectory bool                   `protobuf:"varint,3,opt,name=is_directory,json=isDirectory,proto3" json:"is_directory,omitempty"`
+	Timestamp   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	// Pairs MOVE_FROM with MOVE_TO of one rename.
+	Cookie uint32 `protobuf:"varint,5,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	// For MOVE_TO whose MOVE_FROM was seen: where it came from.
+	OldPath string `protobuf:"bytes,6,opt,name=old_path,json=oldPath,proto3" json:"old_path,omitempty"`
+	// Opaque; pass it to CheckChanges as since.
+	Version string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	// For OVERFLOW and STOPPED.
+	Reason        string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *WatchEvent) GetType() WatchEventType {
+	if x != nil {
+		return x.Type
+	}
+	return WatchEventType_WATCH_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *WatchEvent) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetIsDirectory() bool {
+	if x != nil {
+		return x.IsDirectory
+	}
+	return false
+}
+
+func (x *WatchEvent) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetCookie() uint32 {
+	if x != nil {
+		return x.Cookie
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetOldPath() string {
+	if x != nil {
+		return x.OldPath
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *WatchEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Events that were queued together travel together.
+type WatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*WatchEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+type CheckChangesRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// The same path and filters as the Watch stream the version came from.
+	Path              string   `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	NonRecursive      bool     `protobuf:"varint,3,opt,name=non_recursive,json=nonRecursive,proto3" json:"non_recursive,omitempty"`
+	Include           []string `protobuf:"bytes,4,rep,name=include,proto3" json:"include,omitempty"`
+	Exclude           []string `protobuf:"bytes,5,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	NoDefaultExcludes bool     `protobuf:"varint,6,opt,name=no_default_excludes,json=noDefaultExcludes,proto3" json:"no_default_excludes,omitempty"`
+	Since             string   `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CheckChangesRequest) Reset() {
+	*x = CheckChangesRequest{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckChangesRequest) ProtoMessage() {}
+
+func (x *CheckChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckChangesRequest.ProtoReflect.Descriptor instead.
+func (*CheckChangesRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *CheckChangesRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *CheckChangesRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CheckChangesRequest) GetNonRecursive() bool {
+	if x != nil {
+		return x.NonRecursive
+	}
+	return false
+}
+
+func (x *CheckChangesRequest) GetInclude() []string {
+	if x != nil {
+		return x.Include
+	}
+	return nil
+}
+
+func (x *CheckChangesRequest) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *CheckChangesRequest) GetNoDefaultExcludes() bool {
+	if x != nil {
+		return x.NoDefaultExcludes
+	}
+	return false
+}
+
+func (x *CheckChangesRequest) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
+type CheckChangesResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status ChangeStatus           `protobuf:"varint,1,opt,name=status,proto3,enum=hutch.v1.ChangeStatus" json:"status,omitempty"`
+	// For CHANGED: the paths changed since, oldest change first.
+	Paths []string `protobuf:"bytes,2,rep,name=paths,proto3" json:"paths,omitempty"`
+	// False when more paths changed than are still remembered.
+	PathsComplete bool `protobuf:"varint,3,opt,name=paths_complete,json=pathsComplete,proto3" json:"paths_complete,omitempty"`
+	// The current version: the next since.
+	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	// For RESYNC.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckChangesResponse) Reset() {
+	*x = CheckChangesResponse{}
+	mi := &file_hutch_v1_hutch_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckChangesResponse) ProtoMessage() {}
+
+func (x *CheckChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_hutch_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckChangesResponse.ProtoReflect.Descriptor instead.
+func (*CheckChangesResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_hutch_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *CheckChangesResponse) GetStatus() ChangeStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ChangeStatus_CHANGE_STATUS_UNSPECIFIED
+}
+
+func (x *CheckChangesResponse) GetPaths() []string {
+	if x != nil {
+		return x.Paths
+	}
+	return nil
+}
+
+func (x *CheckChangesResponse) GetPathsComplete() bool {
+	if x != nil {
+		return x.PathsComplete
+	}
+	return false
+}
+
+func (x *CheckChangesResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *CheckChangesResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_hutch_v1_hutch_proto protoreflect.FileDescriptor
 
 const file_hutch_v1_hutch_proto_rawDesc = "" +
@@ -4052,7 +4599,40 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1c\n" +
 	"\toverwrite\x18\x04 \x01(\bR\toverwrite\"\x10\n" +
-	"\x0eRenameResponse*~\n" +
+	"\x0eRenameResponse\"\xc5\x01\n" +
+	"\fWatchRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12#\n" +
+	"\rnon_recursive\x18\x03 \x01(\bR\fnonRecursive\x12\x18\n" +
+	"\ainclude\x18\x04 \x03(\tR\ainclude\x12\x18\n" +
+	"\aexclude\x18\x05 \x03(\tR\aexclude\x12.\n" +
+	"\x13no_default_excludes\x18\x06 \x01(\bR\x11noDefaultExcludes\"\x90\x02\n" +
+	"\n" +
+	"WatchEvent\x12,\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x18.hutch.v1.WatchEventTypeR\x04type\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12!\n" +
+	"\fis_directory\x18\x03 \x01(\bR\visDirectory\x128\n" +
+	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x16\n" +
+	"\x06cookie\x18\x05 \x01(\rR\x06cookie\x12\x19\n" +
+	"\bold_path\x18\x06 \x01(\tR\aoldPath\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\"=\n" +
+	"\rWatchResponse\x12,\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.hutch.v1.WatchEventR\x06events\"\xe2\x01\n" +
+	"\x13CheckChangesRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12#\n" +
+	"\rnon_recursive\x18\x03 \x01(\bR\fnonRecursive\x12\x18\n" +
+	"\ainclude\x18\x04 \x03(\tR\ainclude\x12\x18\n" +
+	"\aexclude\x18\x05 \x03(\tR\aexclude\x12.\n" +
+	"\x13no_default_excludes\x18\x06 \x01(\bR\x11noDefaultExcludes\x12\x14\n" +
+	"\x05since\x18\a \x01(\tR\x05since\"\xb5\x01\n" +
+	"\x14CheckChangesResponse\x12.\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x16.hutch.v1.ChangeStatusR\x06status\x12\x14\n" +
+	"\x05paths\x18\x02 \x03(\tR\x05paths\x12%\n" +
+	"\x0epaths_complete\x18\x03 \x01(\bR\rpathsComplete\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason*~\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATE_CREATING\x10\x01\x12\x11\n" +
@@ -4071,7 +4651,25 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\x0eFILE_TYPE_FILE\x10\x01\x12\x17\n" +
 	"\x13FILE_TYPE_DIRECTORY\x10\x02\x12\x15\n" +
 	"\x11FILE_TYPE_SYMLINK\x10\x03\x12\x13\n" +
-	"\x0fFILE_TYPE_OTHER\x10\x042\xe1\x03\n" +
+	"\x0fFILE_TYPE_OTHER\x10\x04*\xdf\x02\n" +
+	"\x0eWatchEventType\x12 \n" +
+	"\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_STARTED\x10\x01\x12\x1b\n" +
+	"\x17WATCH_EVENT_TYPE_CREATE\x10\x02\x12\x1b\n" +
+	"\x17WATCH_EVENT_TYPE_MODIFY\x10\x03\x12\x1b\n" +
+	"\x17WATCH_EVENT_TYPE_DELETE\x10\x04\x12\x1e\n" +
+	"\x1aWATCH_EVENT_TYPE_MOVE_FROM\x10\x05\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_MOVE_TO\x10\x06\x12\x1b\n" +
+	"\x17WATCH_EVENT_TYPE_ATTRIB\x10\a\x12\x1d\n" +
+	"\x19WATCH_EVENT_TYPE_OVERFLOW\x10\b\x12\x1c\n" +
+	"\x18WATCH_EVENT_TYPE_STOPPED\x10\t\x12\x1e\n" +
+	"\x1aWATCH_EVENT_TYPE_KEEPALIVE\x10\n" +
+	"*\x7f\n" +
+	"\fChangeStatus\x12\x1d\n" +
+	"\x19CHANGE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17CHANGE_STATUS_UNCHANGED\x10\x01\x12\x19\n" +
+	"\x15CHANGE_STATUS_CHANGED\x10\x02\x12\x18\n" +
+	"\x14CHANGE_STATUS_RESYNC\x10\x032\xe1\x03\n" +
 	"\x0eSandboxService\x12;\n" +
 	"\x06Create\x12\x17.hutch.v1.CreateRequest\x1a\x18.hutch.v1.CreateResponse\x122\n" +
 	"\x03Get\x12\x14.hutch.v1.GetRequest\x1a\x15.hutch.v1.GetResponse\x125\n" +
@@ -4104,7 +4702,10 @@ const file_hutch_v1_hutch_proto_rawDesc = "" +
 	"\aListDir\x12\x18.hutch.v1.ListDirRequest\x1a\x19.hutch.v1.ListDirResponse\x12>\n" +
 	"\aMakeDir\x12\x18.hutch.v1.MakeDirRequest\x1a\x19.hutch.v1.MakeDirResponse\x12;\n" +
 	"\x06Remove\x12\x17.hutch.v1.RemoveRequest\x1a\x18.hutch.v1.RemoveResponse\x12;\n" +
-	"\x06Rename\x12\x17.hutch.v1.RenameRequest\x1a\x18.hutch.v1.RenameResponseB0Z.github.com/hutch-sh/hutch/api/hutch/v1;hutchv1b\x06proto3"
+	"\x06Rename\x12\x17.hutch.v1.RenameRequest\x1a\x18.hutch.v1.RenameResponse2\x99\x01\n" +
+	"\fWatchService\x12:\n" +
+	"\x05Watch\x12\x16.hutch.v1.WatchRequest\x1a\x17.hutch.v1.WatchResponse0\x01\x12M\n" +
+	"\fCheckChanges\x12\x1d.hutch.v1.CheckChangesRequest\x1a\x1e.hutch.v1.CheckChangesResponseB0Z.github.com/hutch-sh/hutch/api/hutch/v1;hutchv1b\x06proto3"
 
 var (
 	file_hutch_v1_hutch_proto_rawDescOnce sync.Once
@@ -4118,169 +4719,184 @@ func file_hutch_v1_hutch_proto_rawDescGZIP() []byte {
 	return file_hutch_v1_hutch_proto_rawDescData
 }
 
-var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_hutch_v1_hutch_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_hutch_v1_hutch_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_hutch_v1_hutch_proto_goTypes = []any{
 	(State)(0),                       // 0: hutch.v1.State
 	(ProcessStatus)(0),               // 1: hutch.v1.ProcessStatus
 	(FileType)(0),                    // 2: hutch.v1.FileType
-	(*ExposedPort)(nil),              // 3: hutch.v1.ExposedPort
-	(*ExposePortRequest)(nil),        // 4: hutch.v1.ExposePortRequest
-	(*UnexposePortRequest)(nil),      // 5: hutch.v1.UnexposePortRequest
-	(*UnexposePortResponse)(nil),     // 6: hutch.v1.UnexposePortResponse
-	(*ListExposedPortsRequest)(nil),  // 7: hutch.v1.ListExposedPortsRequest
-	(*ListExposedPortsResponse)(nil), // 8: hutch.v1.ListExposedPortsResponse
-	(*Limits)(nil),                   // 9: hutch.v1.Limits
-	(*Sandbox)(nil),                  // 10: hutch.v1.Sandbox
-	(*CreateRequest)(nil),            // 11: hutch.v1.CreateRequest
-	(*CreateResponse)(nil),           // 12: hutch.v1.CreateResponse
-	(*GetRequest)(nil),               // 13: hutch.v1.GetRequest
-	(*GetResponse)(nil),              // 14: hutch.v1.GetResponse
-	(*ListRequest)(nil),              // 15: hutch.v1.ListRequest
-	(*ListResponse)(nil),             // 16: hutch.v1.ListResponse
-	(*DeleteRequest)(nil),            // 17: hutch.v1.DeleteRequest
-	(*DeleteResponse)(nil),           // 18: hutch.v1.DeleteResponse
-	(*GitCheckoutRequest)(nil),       // 19: hutch.v1.GitCheckoutRequest
-	(*GitCheckoutResponse)(nil),      // 20: hutch.v1.GitCheckoutResponse
-	(*SessionInfo)(nil),              // 21: hutch.v1.SessionInfo
-	(*CreateSessionRequest)(nil),     // 22: hutch.v1.CreateSessionRequest
-	(*ListSessionsRequest)(nil),      // 23: hutch.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),     // 24: hutch.v1.ListSessionsResponse
-	(*DeleteSessionRequest)(nil),     // 25: hutch.v1.DeleteSessionRequest
-	(*DeleteSessionResponse)(nil),    // 26: hutch.v1.DeleteSessionResponse
-	(*SetEnvRequest)(nil),            // 27: hutch.v1.SetEnvRequest
-	(*SetEnvResponse)(nil),           // 28: hutch.v1.SetEnvResponse
-	(*ProcessInfo)(nil),              // 29: hutch.v1.ProcessInfo
-	(*StartProcessRequest)(nil),      // 30: hutch.v1.StartProcessRequest
-	(*ListProcessesRequest)(nil),     // 31: hutch.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),    // 32: hutch.v1.ListProcessesResponse
-	(*ProcessRef)(nil),               // 33: hutch.v1.ProcessRef
-	(*KillProcessRequest)(nil),       // 34: hutch.v1.KillProcessRequest
-	(*KillAllProcessesRequest)(nil),  // 35: hutch.v1.KillAllProcessesRequest
-	(*KillAllProcessesResponse)(nil), // 36: hutch.v1.KillAllProcessesResponse
-	(*ProcessLogsRequest)(nil),       // 37: hutch.v1.ProcessLogsRequest
-	(*ProcessLogEvent)(nil),          // 38: hutch.v1.ProcessLogEvent
-	(*LogChunk)(nil),                 // 39: hutch.v1.LogChunk
-	(*WaitProcessRequest)(nil),       // 40: hutch.v1.WaitProcessRequest
-	(*PortCondition)(nil),            // 41: hutch.v1.PortCondition
-	(*WaitProcessResponse)(nil),      // 42: hutch.v1.WaitProcessResponse
-	(*ExecRequest)(nil),              // 43: hutch.v1.ExecRequest
-	(*ExecEvent)(nil),                // 44: hutch.v1.ExecEvent
-	(*ExecStarted)(nil),              // 45: hutch.v1.ExecStarted
-	(*ExecExit)(nil),                 // 46: hutch.v1.ExecExit
-	(*KeepAlive)(nil),                // 47: hutch.v1.KeepAlive
-	(*WriteStdinRequest)(nil),        // 48: hutch.v1.WriteStdinRequest
-	(*WriteStdinResponse)(nil),       // 49: hutch.v1.WriteStdinResponse
-	(*SignalRequest)(nil),            // 50: hutch.v1.SignalRequest
-	(*SignalResponse)(nil),           // 51: hutch.v1.SignalResponse
-	(*FileInfo)(nil),                 // 52: hutch.v1.FileInfo
-	(*StatRequest)(nil),              // 53: hutch.v1.StatRequest
-	(*StatResponse)(nil),             // 54: hutch.v1.StatResponse
-	(*ListDirRequest)(nil),           // 55: hutch.v1.ListDirRequest
-	(*ListDirResponse)(nil),          // 56: hutch.v1.ListDirResponse
-	(*MakeDirRequest)(nil),           // 57: hutch.v1.MakeDirRequest
-	(*MakeDirResponse)(nil),          // 58: hutch.v1.MakeDirResponse
-	(*RemoveRequest)(nil),            // 59: hutch.v1.RemoveRequest
-	(*RemoveResponse)(nil),           // 60: hutch.v1.RemoveResponse
-	(*RenameRequest)(nil),            // 61: hutch.v1.RenameRequest
-	(*RenameResponse)(nil),           // 62: hutch.v1.RenameResponse
-	nil,                              // 63: hutch.v1.CreateSessionRequest.EnvEntry
-	nil,                              // 64: hutch.v1.SetEnvRequest.SetEntry
-	nil,                              // 65: hutch.v1.StartProcessRequest.EnvEntry
-	nil,                              // 66: hutch.v1.ExecRequest.EnvEntry
-	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
+	(WatchEventType)(0),              // 3: hutch.v1.WatchEventType
+	(ChangeStatus)(0),                // 4: hutch.v1.ChangeStatus
+	(*ExposedPort)(nil),              // 5: hutch.v1.ExposedPort
+	(*ExposePortRequest)(nil),        // 6: hutch.v1.ExposePortRequest
+	(*UnexposePortRequest)(nil),      // 7: hutch.v1.UnexposePortRequest
+	(*UnexposePortResponse)(nil),     // 8: hutch.v1.UnexposePortResponse
+	(*ListExposedPortsRequest)(nil),  // 9: hutch.v1.ListExposedPortsRequest
+	(*ListExposedPortsResponse)(nil), // 10: hutch.v1.ListExposedPortsResponse
+	(*Limits)(nil),                   // 11: hutch.v1.Limits
+	(*Sandbox)(nil),                  // 12: hutch.v1.Sandbox
+	(*CreateRequest)(nil),            // 13: hutch.v1.CreateRequest
+	(*CreateResponse)(nil),           // 14: hutch.v1.CreateResponse
+	(*GetRequest)(nil),               // 15: hutch.v1.GetRequest
+	(*GetResponse)(nil),              // 16: hutch.v1.GetResponse
+	(*ListRequest)(nil),              // 17: hutch.v1.ListRequest
+	(*ListResponse)(nil),             // 18: hutch.v1.ListResponse
+	(*DeleteRequest)(nil),            // 19: hutch.v1.DeleteRequest
+	(*DeleteResponse)(nil),           // 20: hutch.v1.DeleteResponse
+	(*GitCheckoutRequest)(nil),       // 21: hutch.v1.GitCheckoutRequest
+	(*GitCheckoutResponse)(nil),      // 22: hutch.v1.GitCheckoutResponse
+	(*SessionInfo)(nil),              // 23: hutch.v1.SessionInfo
+	(*CreateSessionRequest)(nil),     // 24: hutch.v1.CreateSessionRequest
+	(*ListSessionsRequest)(nil),      // 25: hutch.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),     // 26: hutch.v1.ListSessionsResponse
+	(*DeleteSessionRequest)(nil),     // 27: hutch.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),    // 28: hutch.v1.DeleteSessionResponse
+	(*SetEnvRequest)(nil),            // 29: hutch.v1.SetEnvRequest
+	(*SetEnvResponse)(nil),           // 30: hutch.v1.SetEnvResponse
+	(*ProcessInfo)(nil),              // 31: hutch.v1.ProcessInfo
+	(*StartProcessRequest)(nil),      // 32: hutch.v1.StartProcessRequest
+	(*ListProcessesRequest)(nil),     // 33: hutch.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),    // 34: hutch.v1.ListProcessesResponse
+	(*ProcessRef)(nil),               // 35: hutch.v1.ProcessRef
+	(*KillProcessRequest)(nil),       // 36: hutch.v1.KillProcessRequest
+	(*KillAllProcessesRequest)(nil),  // 37: hutch.v1.KillAllProcessesRequest
+	(*KillAllProcessesResponse)(nil), // 38: hutch.v1.KillAllProcessesResponse
+	(*ProcessLogsRequest)(nil),       // 39: hutch.v1.ProcessLogsRequest
+	(*ProcessLogEvent)(nil),          // 40: hutch.v1.ProcessLogEvent
+	(*LogChunk)(nil),                 // 41: hutch.v1.LogChunk
+	(*WaitProcessRequest)(nil),       // 42: hutch.v1.WaitProcessRequest
+	(*PortCondition)(nil),            // 43: hutch.v1.PortCondition
+	(*WaitProcessResponse)(nil),      // 44: hutch.v1.WaitProcessResponse
+	(*ExecRequest)(nil),              // 45: hutch.v1.ExecRequest
+	(*ExecEvent)(nil),                // 46: hutch.v1.ExecEvent
+	(*ExecStarted)(nil),              // 47: hutch.v1.ExecStarted
+	(*ExecExit)(nil),                 // 48: hutch.v1.ExecExit
+	(*KeepAlive)(nil),                // 49: hutch.v1.KeepAlive
+	(*WriteStdinRequest)(nil),        // 50: hutch.v1.WriteStdinRequest
+	(*WriteStdinResponse)(nil),       // 51: hutch.v1.WriteStdinResponse
+	(*SignalRequest)(nil),            // 52: hutch.v1.SignalRequest
+	(*SignalResponse)(nil),           // 53: hutch.v1.SignalResponse
+	(*FileInfo)(nil),                 // 54: hutch.v1.FileInfo
+	(*StatRequest)(nil),              // 55: hutch.v1.StatRequest
+	(*StatResponse)(nil),             // 56: hutch.v1.StatResponse
+	(*ListDirRequest)(nil),           // 57: hutch.v1.ListDirRequest
+	(*ListDirResponse)(nil),          // 58: hutch.v1.ListDirResponse
+	(*MakeDirRequest)(nil),           // 59: hutch.v1.MakeDirRequest
+	(*MakeDirResponse)(nil),          // 60: hutch.v1.MakeDirResponse
+	(*RemoveRequest)(nil),            // 61: hutch.v1.RemoveRequest
+	(*RemoveResponse)(nil),           // 62: hutch.v1.RemoveResponse
+	(*RenameRequest)(nil),            // 63: hutch.v1.RenameRequest
+	(*RenameResponse)(nil),           // 64: hutch.v1.RenameResponse
+	(*WatchRequest)(nil),             // 65: hutch.v1.WatchRequest
+	(*WatchEvent)(nil),               // 66: hutch.v1.WatchEvent
+	(*WatchResponse)(nil),            // 67: hutch.v1.WatchResponse
+	(*CheckChangesRequest)(nil),      // 68: hutch.v1.CheckChangesRequest
+	(*CheckChangesResponse)(nil),     // 69: hutch.v1.CheckChangesResponse
+	nil,                              // 70: hutch.v1.CreateSessionRequest.EnvEntry
+	nil,                              // 71: hutch.v1.SetEnvRequest.SetEntry
+	nil,                              // 72: hutch.v1.StartProcessRequest.EnvEntry
+	nil,                              // 73: hutch.v1.ExecRequest.EnvEntry
+	(*timestamppb.Timestamp)(nil),    // 74: google.protobuf.Timestamp
 }
 var file_hutch_v1_hutch_proto_depIdxs = []int32{
-	3,  // 0: hutch.v1.ListExposedPortsResponse.ports:type_name -> hutch.v1.ExposedPort
+	5,  // 0: hutch.v1.ListExposedPortsResponse.ports:type_name -> hutch.v1.ExposedPort
 	0,  // 1: hutch.v1.Sandbox.state:type_name -> hutch.v1.State
-	67, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
-	67, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	9,  // 4: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
-	10, // 5: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
-	10, // 6: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
-	10, // 7: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
-	67, // 8: hutch.v1.SessionInfo.created_at:type_name -> google.protobuf.Timestamp
-	63, // 9: hutch.v1.CreateSessionRequest.env:type_name -> hutch.v1.CreateSessionRequest.EnvEntry
-	21, // 10: hutch.v1.ListSessionsResponse.sessions:type_name -> hutch.v1.SessionInfo
-	64, // 11: hutch.v1.SetEnvRequest.set:type_name -> hutch.v1.SetEnvRequest.SetEntry
+	74, // 2: hutch.v1.Sandbox.created_at:type_name -> google.protobuf.Timestamp
+	74, // 3: hutch.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	11, // 4: hutch.v1.Sandbox.limits:type_name -> hutch.v1.Limits
+	12, // 5: hutch.v1.CreateResponse.sandbox:type_name -> hutch.v1.Sandbox
+	12, // 6: hutch.v1.GetResponse.sandbox:type_name -> hutch.v1.Sandbox
+	12, // 7: hutch.v1.ListResponse.sandboxes:type_name -> hutch.v1.Sandbox
+	74, // 8: hutch.v1.SessionInfo.created_at:type_name -> google.protobuf.Timestamp
+	70, // 9: hutch.v1.CreateSessionRequest.env:type_name -> hutch.v1.CreateSessionRequest.EnvEntry
+	23, // 10: hutch.v1.ListSessionsResponse.sessions:type_name -> hutch.v1.SessionInfo
+	71, // 11: hutch.v1.SetEnvRequest.set:type_name -> hutch.v1.SetEnvRequest.SetEntry
 	1,  // 12: hutch.v1.ProcessInfo.status:type_name -> hutch.v1.ProcessStatus
-	67, // 13: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
-	67, // 14: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
-	65, // 15: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
-	29, // 16: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
-	39, // 17: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
-	39, // 18: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
-	29, // 19: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
-	47, // 20: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
-	41, // 21: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
-	29, // 22: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
-	66, // 23: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
-	45, // 24: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
-	46, // 25: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
-	47, // 26: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	74, // 13: hutch.v1.ProcessInfo.started_at:type_name -> google.protobuf.Timestamp
+	74, // 14: hutch.v1.ProcessInfo.ended_at:type_name -> google.protobuf.Timestamp
+	72, // 15: hutch.v1.StartProcessRequest.env:type_name -> hutch.v1.StartProcessRequest.EnvEntry
+	31, // 16: hutch.v1.ListProcessesResponse.processes:type_name -> hutch.v1.ProcessInfo
+	41, // 17: hutch.v1.ProcessLogEvent.stdout:type_name -> hutch.v1.LogChunk
+	41, // 18: hutch.v1.ProcessLogEvent.stderr:type_name -> hutch.v1.LogChunk
+	31, // 19: hutch.v1.ProcessLogEvent.exit:type_name -> hutch.v1.ProcessInfo
+	49, // 20: hutch.v1.ProcessLogEvent.keepalive:type_name -> hutch.v1.KeepAlive
+	43, // 21: hutch.v1.WaitProcessRequest.port:type_name -> hutch.v1.PortCondition
+	31, // 22: hutch.v1.WaitProcessResponse.process:type_name -> hutch.v1.ProcessInfo
+	73, // 23: hutch.v1.ExecRequest.env:type_name -> hutch.v1.ExecRequest.EnvEntry
+	47, // 24: hutch.v1.ExecEvent.started:type_name -> hutch.v1.ExecStarted
+	48, // 25: hutch.v1.ExecEvent.exit:type_name -> hutch.v1.ExecExit
+	49, // 26: hutch.v1.ExecEvent.keepalive:type_name -> hutch.v1.KeepAlive
 	2,  // 27: hutch.v1.FileInfo.type:type_name -> hutch.v1.FileType
-	67, // 28: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
-	52, // 29: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
-	52, // 30: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
-	11, // 31: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
-	13, // 32: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
-	15, // 33: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
-	17, // 34: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
-	4,  // 35: hutch.v1.SandboxService.ExposePort:input_type -> hutch.v1.ExposePortRequest
-	5,  // 36: hutch.v1.SandboxService.UnexposePort:input_type -> hutch.v1.UnexposePortRequest
-	7,  // 37: hutch.v1.SandboxService.ListExposedPorts:input_type -> hutch.v1.ListExposedPortsRequest
-	43, // 38: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
-	48, // 39: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
-	50, // 40: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
-	30, // 41: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
-	31, // 42: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
-	33, // 43: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
-	34, // 44: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
-	35, // 45: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
-	37, // 46: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
-	40, // 47: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
-	22, // 48: hutch.v1.ProcessService.CreateSession:input_type -> hutch.v1.CreateSessionRequest
-	23, // 49: hutch.v1.ProcessService.ListSessions:input_type -> hutch.v1.ListSessionsRequest
-	25, // 50: hutch.v1.ProcessService.DeleteSession:input_type -> hutch.v1.DeleteSessionRequest
-	27, // 51: hutch.v1.ProcessService.SetEnv:input_type -> hutch.v1.SetEnvRequest
-	19, // 52: hutch.v1.ProcessService.GitCheckout:input_type -> hutch.v1.GitCheckoutRequest
-	53, // 53: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
-	55, // 54: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
-	57, // 55: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
-	59, // 56: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
-	61, // 57: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
-	12, // 58: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
-	14, // 59: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
-	16, // 60: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
-	18, // 61: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
-	3,  // 62: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
-	6,  // 63: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
-	8,  // 64: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
-	44, // 65: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
-	49, // 66: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
-	51, // 67: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
-	29, // 68: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
-	32, // 69: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
-	29, // 70: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
-	29, // 71: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
-	36, // 72: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
-	38, // 73: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
-	42, // 74: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
-	21, // 75: hutch.v1.ProcessService.CreateSession:output_type -> hutch.v1.SessionInfo
-	24, // 76: hutch.v1.ProcessService.ListSessions:output_type -> hutch.v1.ListSessionsResponse
-	26, // 77: hutch.v1.ProcessService.DeleteSession:output_type -> hutch.v1.DeleteSessionResponse
-	28, // 78: hutch.v1.ProcessService.SetEnv:output_type -> hutch.v1.SetEnvResponse
-	20, // 79: hutch.v1.ProcessService.GitCheckout:output_type -> hutch.v1.GitCheckoutResponse
-	54, // 80: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
-	56, // 81: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
-	58, // 82: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
-	60, // 83: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
-	62, // 84: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
-	58, // [58:85] is the sub-list for method output_type
-	31, // [31:58] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	74, // 28: hutch.v1.FileInfo.modified_at:type_name -> google.protobuf.Timestamp
+	54, // 29: hutch.v1.StatResponse.info:type_name -> hutch.v1.FileInfo
+	54, // 30: hutch.v1.ListDirResponse.entries:type_name -> hutch.v1.FileInfo
+	3,  // 31: hutch.v1.WatchEvent.type:type_name -> hutch.v1.WatchEventType
+	74, // 32: hutch.v1.WatchEvent.timestamp:type_name -> google.protobuf.Timestamp
+	66, // 33: hutch.v1.WatchResponse.events:type_name -> hutch.v1.WatchEvent
+	4,  // 34: hutch.v1.CheckChangesResponse.status:type_name -> hutch.v1.ChangeStatus
+	13, // 35: hutch.v1.SandboxService.Create:input_type -> hutch.v1.CreateRequest
+	15, // 36: hutch.v1.SandboxService.Get:input_type -> hutch.v1.GetRequest
+	17, // 37: hutch.v1.SandboxService.List:input_type -> hutch.v1.ListRequest
+	19, // 38: hutch.v1.SandboxService.Delete:input_type -> hutch.v1.DeleteRequest
+	6,  // 39: hutch.v1.SandboxService.ExposePort:input_type -> hutch.v1.ExposePortRequest
+	7,  // 40: hutch.v1.SandboxService.UnexposePort:input_type -> hutch.v1.UnexposePortRequest
+	9,  // 41: hutch.v1.SandboxService.ListExposedPorts:input_type -> hutch.v1.ListExposedPortsRequest
+	45, // 42: hutch.v1.ProcessService.Exec:input_type -> hutch.v1.ExecRequest
+	50, // 43: hutch.v1.ProcessService.WriteStdin:input_type -> hutch.v1.WriteStdinRequest
+	52, // 44: hutch.v1.ProcessService.Signal:input_type -> hutch.v1.SignalRequest
+	32, // 45: hutch.v1.ProcessService.StartProcess:input_type -> hutch.v1.StartProcessRequest
+	33, // 46: hutch.v1.ProcessService.ListProcesses:input_type -> hutch.v1.ListProcessesRequest
+	35, // 47: hutch.v1.ProcessService.GetProcess:input_type -> hutch.v1.ProcessRef
+	36, // 48: hutch.v1.ProcessService.KillProcess:input_type -> hutch.v1.KillProcessRequest
+	37, // 49: hutch.v1.ProcessService.KillAllProcesses:input_type -> hutch.v1.KillAllProcessesRequest
+	39, // 50: hutch.v1.ProcessService.ProcessLogs:input_type -> hutch.v1.ProcessLogsRequest
+	42, // 51: hutch.v1.ProcessService.WaitProcess:input_type -> hutch.v1.WaitProcessRequest
+	24, // 52: hutch.v1.ProcessService.CreateSession:input_type -> hutch.v1.CreateSessionRequest
+	25, // 53: hutch.v1.ProcessService.ListSessions:input_type -> hutch.v1.ListSessionsRequest
+	27, // 54: hutch.v1.ProcessService.DeleteSession:input_type -> hutch.v1.DeleteSessionRequest
+	29, // 55: hutch.v1.ProcessService.SetEnv:input_type -> hutch.v1.SetEnvRequest
+	21, // 56: hutch.v1.ProcessService.GitCheckout:input_type -> hutch.v1.GitCheckoutRequest
+	55, // 57: hutch.v1.FileService.Stat:input_type -> hutch.v1.StatRequest
+	57, // 58: hutch.v1.FileService.ListDir:input_type -> hutch.v1.ListDirRequest
+	59, // 59: hutch.v1.FileService.MakeDir:input_type -> hutch.v1.MakeDirRequest
+	61, // 60: hutch.v1.FileService.Remove:input_type -> hutch.v1.RemoveRequest
+	63, // 61: hutch.v1.FileService.Rename:input_type -> hutch.v1.RenameRequest
+	65, // 62: hutch.v1.WatchService.Watch:input_type -> hutch.v1.WatchRequest
+	68, // 63: hutch.v1.WatchService.CheckChanges:input_type -> hutch.v1.CheckChangesRequest
+	14, // 64: hutch.v1.SandboxService.Create:output_type -> hutch.v1.CreateResponse
+	16, // 65: hutch.v1.SandboxService.Get:output_type -> hutch.v1.GetResponse
+	18, // 66: hutch.v1.SandboxService.List:output_type -> hutch.v1.ListResponse
+	20, // 67: hutch.v1.SandboxService.Delete:output_type -> hutch.v1.DeleteResponse
+	5,  // 68: hutch.v1.SandboxService.ExposePort:output_type -> hutch.v1.ExposedPort
+	8,  // 69: hutch.v1.SandboxService.UnexposePort:output_type -> hutch.v1.UnexposePortResponse
+	10, // 70: hutch.v1.SandboxService.ListExposedPorts:output_type -> hutch.v1.ListExposedPortsResponse
+	46, // 71: hutch.v1.ProcessService.Exec:output_type -> hutch.v1.ExecEvent
+	51, // 72: hutch.v1.ProcessService.WriteStdin:output_type -> hutch.v1.WriteStdinResponse
+	53, // 73: hutch.v1.ProcessService.Signal:output_type -> hutch.v1.SignalResponse
+	31, // 74: hutch.v1.ProcessService.StartProcess:output_type -> hutch.v1.ProcessInfo
+	34, // 75: hutch.v1.ProcessService.ListProcesses:output_type -> hutch.v1.ListProcessesResponse
+	31, // 76: hutch.v1.ProcessService.GetProcess:output_type -> hutch.v1.ProcessInfo
+	31, // 77: hutch.v1.ProcessService.KillProcess:output_type -> hutch.v1.ProcessInfo
+	38, // 78: hutch.v1.ProcessService.KillAllProcesses:output_type -> hutch.v1.KillAllProcessesResponse
+	40, // 79: hutch.v1.ProcessService.ProcessLogs:output_type -> hutch.v1.ProcessLogEvent
+	44, // 80: hutch.v1.ProcessService.WaitProcess:output_type -> hutch.v1.WaitProcessResponse
+	23, // 81: hutch.v1.ProcessService.CreateSession:output_type -> hutch.v1.SessionInfo
+	26, // 82: hutch.v1.ProcessService.ListSessions:output_type -> hutch.v1.ListSessionsResponse
+	28, // 83: hutch.v1.ProcessService.DeleteSession:output_type -> hutch.v1.DeleteSessionResponse
+	30, // 84: hutch.v1.ProcessService.SetEnv:output_type -> hutch.v1.SetEnvResponse
+	22, // 85: hutch.v1.ProcessService.GitCheckout:output_type -> hutch.v1.GitCheckoutResponse
+	56, // 86: hutch.v1.FileService.Stat:output_type -> hutch.v1.StatResponse
+	58, // 87: hutch.v1.FileService.ListDir:output_type -> hutch.v1.ListDirResponse
+	60, // 88: hutch.v1.FileService.MakeDir:output_type -> hutch.v1.MakeDirResponse
+	62, // 89: hutch.v1.FileService.Remove:output_type -> hutch.v1.RemoveResponse
+	64, // 90: hutch.v1.FileService.Rename:output_type -> hutch.v1.RenameResponse
+	67, // 91: hutch.v1.WatchService.Watch:output_type -> hutch.v1.WatchResponse
+	69, // 92: hutch.v1.WatchService.CheckChanges:output_type -> hutch.v1.CheckChangesResponse
+	64, // [64:93] is the sub-list for method output_type
+	35, // [35:64] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_hutch_v1_hutch_proto_init() }
@@ -4311,10 +4927,10 @@ func file_hutch_v1_hutch_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_hutch_proto_rawDesc), len(file_hutch_v1_hutch_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   64,
+			NumEnums:      5,
+			NumMessages:   69,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_hutch_v1_hutch_proto_goTypes,
 		DependencyIndexes: file_hutch_v1_hutch_proto_depIdxs,

@@ -16,24 +16,35 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
-// listDir lists the directory p (a symlink to a directory inside the root is
-// followed) sorted by path. Recursion never follows symlinks.
-func (s *Service) listDir(ctx context.Context, reqPath string, recursive, excludeHidden bool) ([]*hutchv1.FileInfo, error) {
+// OpenDir opens the directory at the sandbox path reqPath for reading (a
+// symlink to a directory inside the root is followed) and returns it with
+// the path made absolute and clean. Errors are typed and name op.
+func (s *Service) OpenDir(op, reqPath string) (*os.File, string, error) {
 	p, err := sandboxPath(reqPath)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	h, err := pathrs.OpenInRoot(s.root, p)
 	if err != nil {
-		return nil, s.pathErr("list", p, err)
+		return nil, "", s.pathErr(op, p, err)
 	}
 	d, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
 	h.Close()
 	if errors.Is(err, unix.ENOTDIR) {
-		return nil, fmt.Errorf("list %q: not a directory: %w", p, errdefs.ErrFailedPrecondition)
+		return nil, "", fmt.Errorf("%s %q: not a directory: %w", op, p, errdefs.ErrFailedPrecondition)
 	}
 	if err != nil {
-		return nil, s.pathErr("list", p, err)
+		return nil, "", s.pathErr(op, p, err)
+	}
+	return d, p, nil
+}
+
+// listDir lists the directory p (a symlink to a directory inside the root is
+// followed) sorted by path. Recursion never follows symlinks.
+func (s *Service) listDir(ctx context.Context, reqPath string, recursive, excludeHidden bool) ([]*hutchv1.FileInfo, error) {
+	d, p, err := s.OpenDir("list", reqPath)
+	if err != nil {
+		return nil, err
 	}
 	w := &walker{s: s, path: p, recursive: recursive, excludeHidden: excludeHidden}
 	err = w.walk(ctx, d, p)

@@ -175,3 +175,7 @@ func readlinkat(dirfd int, name string) (string, error) {
 		}
 	}
 }
+
+// SandboxPath validates a requested sandbox path and returns it absolute
+// (relative paths start at /workspace) and clean.
+func SandboxPath(p string) (string, error) { return sandboxPath(p) }

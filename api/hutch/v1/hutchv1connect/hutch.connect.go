@@ -32,6 +32,8 @@ const (
 	ProcessServiceName = "hutch.v1.ProcessService"
 	// FileServiceName is the fully-qualified name of the FileService service.
 	FileServiceName = "hutch.v1.FileService"
+	// WatchServiceName is the fully-qualified name of the WatchService service.
+	WatchServiceName = "hutch.v1.WatchService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -111,6 +113,11 @@ const (
 	FileServiceRemoveProcedure = "/hutch.v1.FileService/Remove"
 	// FileServiceRenameProcedure is the fully-qualified name of the FileService's Rename RPC.
 	FileServiceRenameProcedure = "/hutch.v1.FileService/Rename"
+	// WatchServiceWatchProcedure is the fully-qualified name of the WatchService's Watch RPC.
+	WatchServiceWatchProcedure = "/hutch.v1.WatchService/Watch"
+	// WatchServiceCheckChangesProcedure is the fully-qualified name of the WatchService's CheckChanges
+	// RPC.
+	WatchServiceCheckChangesProcedure = "/hutch.v1.WatchService/CheckChanges"
 )
 
 // SandboxServiceClient is a client for the hutch.v1.SandboxService service.
@@ -999,4 +1006,116 @@ func (UnimplementedFileServiceHandler) Remove(context.Context, *connect.Request[
 
 func (UnimplementedFileServiceHandler) Rename(context.Context, *connect.Request[v1.RenameRequest]) (*connect.Response[v1.RenameResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.FileService.Rename is not implemented"))
+}
+
+// WatchServiceClient is a client for the hutch.v1.WatchService service.
+type WatchServiceClient interface {
+	// Watch streams changes under a directory. The first event is STARTED:
+	// from then on no change is missed (or an OVERFLOW event says some were).
+	// Keep-alives flow while the tree is quiet; the stream ends with STOPPED
+	// (with a reason) when the watch ends on the sandbox's side.
+	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
+	// CheckChanges tells a client that was disconnected whether anything
+	// changed since a version it saw on a Watch stream with the same path
+	// and filters. The agent keeps that state for a while after the last
+	// stream on the path ends (see the README).
+	CheckChanges(context.Context, *connect.Request[v1.CheckChangesRequest]) (*connect.Response[v1.CheckChangesResponse], error)
+}
+
+// NewWatchServiceClient constructs a client for the hutch.v1.WatchService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewWatchServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) WatchServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	watchServiceMethods := v1.File_hutch_v1_hutch_proto.Services().ByName("WatchService").Methods()
+	return &watchServiceClient{
+		watch: connect.NewClient[v1.WatchRequest, v1.WatchResponse](
+			httpClient,
+			baseURL+WatchServiceWatchProcedure,
+			connect.WithSchema(watchServiceMethods.ByName("Watch")),
+			connect.WithClientOptions(opts...),
+		),
+		checkChanges: connect.NewClient[v1.CheckChangesRequest, v1.CheckChangesResponse](
+			httpClient,
+			baseURL+WatchServiceCheckChangesProcedure,
+			connect.WithSchema(watchServiceMethods.ByName("CheckChanges")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// watchServiceClient implements WatchServiceClient.
+type watchServiceClient struct {
+	watch        *connect.Client[v1.WatchRequest, v1.WatchResponse]
+	checkChanges *connect.Client[v1.CheckChangesRequest, v1.CheckChangesResponse]
+}
+
+// Watch calls hutch.v1.WatchService.Watch.
+func (c *watchServiceClient) Watch(ctx context.Context, req *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error) {
+	return c.watch.CallServerStream(ctx, req)
+}
+
+// CheckChanges calls hutch.v1.WatchService.CheckChanges.
+func (c *watchServiceClient) CheckChanges(ctx context.Context, req *connect.Request[v1.CheckChangesRequest]) (*connect.Response[v1.CheckChangesResponse], error) {
+	return c.checkChanges.CallUnary(ctx, req)
+}
+
+// WatchServiceHandler is an implementation of the hutch.v1.WatchService service.
+type WatchServiceHandler interface {
+	// Watch streams changes under a directory. The first event is STARTED:
+	// from then on no change is missed (or an OVERFLOW event says some were).
+	// Keep-alives flow while the tree is quiet; the stream ends with STOPPED
+	// (with a reason) when the watch ends on the sandbox's side.
+	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
+	// CheckChanges tells a client that was disconnected whether anything
+	// changed since a version it saw on a Watch stream with the same path
+	// and filters. The agent keeps that state for a while after the last
+	// stream on the path ends (see the README).
+	CheckChanges(context.Context, *connect.Request[v1.CheckChangesRequest]) (*connect.Response[v1.CheckChangesResponse], error)
+}
+
+// NewWatchServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewWatchServiceHandler(svc WatchServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	watchServiceMethods := v1.File_hutch_v1_hutch_proto.Services().ByName("WatchService").Methods()
+	watchServiceWatchHandler := connect.NewServerStreamHandler(
+		WatchServiceWatchProcedure,
+		svc.Watch,
+		connect.WithSchema(watchServiceMethods.ByName("Watch")),
+		connect.WithHandlerOptions(opts...),
+	)
+	watchServiceCheckChangesHandler := connect.NewUnaryHandler(
+		WatchServiceCheckChangesProcedure,
+		svc.CheckChanges,
+		connect.WithSchema(watchServiceMethods.ByName("CheckChanges")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/hutch.v1.WatchService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case WatchServiceWatchProcedure:
+			watchServiceWatchHandler.ServeHTTP(w, r)
+		case WatchServiceCheckChangesProcedure:
+			watchServiceCheckChangesHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedWatchServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedWatchServiceHandler struct{}
+
+func (UnimplementedWatchServiceHandler) Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.WatchService.Watch is not implemented"))
+}
+
+func (UnimplementedWatchServiceHandler) CheckChanges(context.Context, *connect.Request[v1.CheckChangesRequest]) (*connect.Response[v1.CheckChangesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.WatchService.CheckChanges is not implemented"))
 }
