@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,6 +175,11 @@ func (d *daemon) start() {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("daemon not healthy: %v\n%s", err, d.out.String())
+		}
+		if zombie(strconv.Itoa(d.cmd.Process.Pid)) {
+			_ = d.cmd.Wait()
+			d.cmd = nil
+			t.Fatalf("daemon exited before it was healthy:\n%s", d.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
