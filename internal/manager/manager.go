@@ -94,8 +94,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		b := &box{rec: r}
 		m.boxes[r.Name] = b
 		known[r.ID] = true
-		m.reserveAddr(b)
-		m.recover(ctx, b)
+		m.recover(ctx, b, m.reserveAddr(b))
 	}
 	m.removeOrphans(known)
 	m.sweepCgroups(known)
@@ -112,18 +111,19 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	return m, nil
 }
 
-// reserveAddr claims b's recorded address again. One it cannot have (the
-// subnet changed) is dropped: the sandbox gets a new one when it starts, and
-// a running one is restarted, since its old address no longer routes.
-func (m *Manager) reserveAddr(b *box) {
+// reserveAddr claims b's recorded address again and reports whether b kept
+// it. One it cannot have (the subnet changed) is dropped: the sandbox gets a
+// new one when it starts.
+func (m *Manager) reserveAddr(b *box) bool {
 	if m.net == nil || !b.rec.Addr.IsValid() {
-		return
+		return true
 	}
 	if err := m.net.Reserve(b.rec.ID, b.rec.Addr); err != nil {
 		m.log.Warn("sandbox address lost; it gets a new one", "sandbox", b.rec.Name, "addr", b.rec.Addr, "err", err)
 		b.rec.Addr = netip.Addr{}
-		b.broken = true
+		return false
 	}
+	return true
 }
 
 // release frees rec's address.
@@ -133,9 +133,12 @@ func (m *Manager) release(rec Record) {
 	}
 }
 
-func (m *Manager) recover(ctx context.Context, b *box) {
+// recover adopts b if it runs and its agent answers; otherwise it cleans b
+// up and marks it stopped. A sandbox that lost its address is never adopted:
+// its old address no longer routes.
+func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 	log := m.log.With("sandbox", b.rec.Name, "id", b.rec.ID)
-	if b.rec.State == StateRunning && !b.broken {
+	if b.rec.State == StateRunning && keptAddr {
 		st, _, err := m.rt.State(ctx, b.rec.ID)
 		if err == nil && st == runtime.StatusRunning {
 			conn := agentconn.New(m.socket(b.rec.ID))
@@ -149,7 +152,6 @@ func (m *Manager) recover(ctx context.Context, b *box) {
 			}
 		}
 	}
-	b.broken = false
 	if err := m.stop(ctx, b); err != nil {
 		log.Warn("clean up sandbox", "err", err)
 	}

@@ -233,3 +233,25 @@ func gitServerOutside(t *testing.T) string {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Moving a data dir to another subnet renumbers its sandboxes: running ones
+// are stopped and start again, on next use, with a new address and their
+// disks.
+func TestSubnetChange(t *testing.T) {
+	d := launchDaemon(t, &daemon{extra: []string{"--subnet", "10.231.4.0/24"}})
+	d.run("renum", "sh", "-c", "echo kept > /workspace/f")
+	if a := sandboxAddr(t, d, "renum"); !netip.MustParsePrefix("10.231.4.0/24").Contains(a) {
+		t.Fatalf("address %s outside --subnet", a)
+	}
+	d.stop()
+	d.extra = []string{"--subnet", "10.231.9.0/24"}
+	d.start()
+	d.run("renum", "true")
+	a := sandboxAddr(t, d, "renum")
+	if !netip.MustParsePrefix("10.231.9.0/24").Contains(a) {
+		t.Fatalf("address after the subnet changed: %s", a)
+	}
+	if out := d.run("renum", "sh", "-c", "cat /workspace/f; ip -4 -o addr show eth0"); !strings.Contains(out, "kept") || !strings.Contains(out, "inet "+a.String()+"/") {
+		t.Fatalf("after renumbering: %q, want the file and %s", out, a)
+	}
+}
