@@ -40,6 +40,7 @@ type Client struct {
 	process   hutchv1connect.ProcessServiceClient
 	files     hutchv1connect.FileServiceClient
 	terminals hutchv1connect.TerminalServiceClient
+	egress    hutchv1connect.EgressServiceClient
 }
 
 // Option configures a Client.
@@ -81,6 +82,7 @@ func New(baseURL string, opts ...Option) *Client {
 		process:   hutchv1connect.NewProcessServiceClient(hc, base, copts...),
 		files:     hutchv1connect.NewFileServiceClient(hc, base, copts...),
 		terminals: hutchv1connect.NewTerminalServiceClient(hc, base, copts...),
+		egress:    hutchv1connect.NewEgressServiceClient(hc, base, copts...),
 	}
 }
 

@@ -198,3 +198,13 @@ func (c *CA) certFor(host string) (*tls.Certificate, error) {
 	c.cache[host] = crt
 	return crt, nil
 }
+
+// TrustEnv points the usual TLS stacks (OpenSSL, curl, git, Python
+// requests, pip, Node) at the bundle at path.
+func TrustEnv(path string) []string {
+	var out []string
+	for _, k := range []string{"SSL_CERT_FILE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS"} {
+		out = append(out, k+"="+path)
+	}
+	return out
+}
