@@ -81,7 +81,7 @@ func ParsePolicy(data []byte) (Policy, error) {
 var (
 	secretRef  = regexp.MustCompile(`\{\{\s*secret:([^}]*)\}\}`)
 	secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
-	hostChars  = regexp.MustCompile(`^[a-z0-9*.:\-\[\]/]+$`)
+	hostChars  = regexp.MustCompile(`^[a-z0-9*._\-]+$`)
 )
 
 // Validate checks every pattern, header and secret reference.
@@ -136,6 +136,9 @@ func validPattern(pat string) error {
 		return fmt.Errorf("empty")
 	}
 	if _, err := netip.ParsePrefix(pat); err == nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(pat); err == nil {
 		return nil
 	}
 	if !hostChars.MatchString(strings.ToLower(pat)) {
