@@ -35,6 +35,7 @@ type results struct {
 	Keystroke       latency
 	TerminalCatMBps float64 // cat of a 100 MB file through a terminal
 	PTYFloorMBps    float64 // the same cat through a PTY inside the sandbox
+	Egress          egressResult
 }
 
 func (r *results) missed() []string {
@@ -73,6 +74,7 @@ func (r *results) writeTable(w io.Writer) {
 	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.Preview.ViaRPS), fmt.Sprintf("direct to the address: %.0f /s", r.Preview.DirectRPS))
 	row(w, "start server → port ready", lat(r.StartReady), "")
 	r.writeTerminalRows(w)
+	r.writeEgressRows(w)
 }
 
 func (r *results) writeTerminalRows(w io.Writer) {
@@ -138,6 +140,10 @@ func (r *results) writeJSON(w io.Writer) error {
 		Keystroke        jsonLatency `json:"terminal_keystroke_echo"`
 		TerminalCat      float64     `json:"terminal_cat_mb_per_s"`
 		PTYFloor         float64     `json:"pty_cat_in_sandbox_mb_per_s"`
+		EgressDirect     jsonLatency `json:"egress_https_get_direct"`
+		EgressTunnel     jsonLatency `json:"egress_https_get_tunnelled"`
+		EgressIntercept  jsonLatency `json:"egress_https_get_intercepted"`
+		EgressRPS        [3]float64  `json:"egress_requests_per_s_direct_tunnelled_intercepted"`
 		GoalsMissed      []string    `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
@@ -146,6 +152,8 @@ func (r *results) writeJSON(w io.Writer) error {
 		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
 		PreviewVia: toJSON(r.Preview.Via), PreviewDirect: toJSON(r.Preview.Direct), PreviewRPS: r.Preview.ViaRPS, PreviewDirectRPS: r.Preview.DirectRPS, StartReady: toJSON(r.StartReady),
 		Keystroke: toJSON(r.Keystroke), TerminalCat: r.TerminalCatMBps, PTYFloor: r.PTYFloorMBps,
+		EgressDirect: toJSON(r.Egress.Direct), EgressTunnel: toJSON(r.Egress.Tunnel), EgressIntercept: toJSON(r.Egress.Intercept),
+		EgressRPS: [3]float64{r.Egress.DirectRPS, r.Egress.TunnelRPS, r.Egress.InterceptRPS},
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
