@@ -76,17 +76,21 @@ func policyResponse(p egress.Policy) (*connect.Response[hutchv1.PolicyResponse],
 }
 
 func (h *egressService) EgressLog(_ context.Context, req *connect.Request[hutchv1.EgressLogRequest]) (*connect.Response[hutchv1.EgressLogResponse], error) {
-	if _, err := h.s.sb.Get(req.Msg.Sandbox); err != nil {
+	rec, err := h.s.sb.Get(req.Msg.Sandbox)
+	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
 	ents := h.s.cfg.Egress.Log(req.Msg.Sandbox, int(max(req.Msg.Limit, 0)))
-	out := &hutchv1.EgressLogResponse{Entries: make([]*hutchv1.EgressEntry, len(ents))}
-	for i, e := range ents {
-		out.Entries[i] = &hutchv1.EgressEntry{
+	out := &hutchv1.EgressLogResponse{Entries: make([]*hutchv1.EgressEntry, 0, len(ents))}
+	for _, e := range ents {
+		if e.Time.Before(rec.CreatedAt) {
+			continue // an earlier sandbox's of the same name
+		}
+		out.Entries = append(out.Entries, &hutchv1.EgressEntry{
 			Time: timestamppb.New(e.Time), Proto: e.Proto, Host: e.Host, Port: int32(e.Port), Addr: e.Addr,
 			Method: e.Method, Path: e.Path, Status: int32(e.Status), Allowed: e.Allowed, Rule: e.Rule,
 			BytesOut: e.BytesOut, BytesIn: e.BytesIn, Error: e.Error,
-		}
+		})
 	}
 	return connect.NewResponse(out), nil
 }
