@@ -180,6 +180,7 @@ func startEgress(log *slog.Logger, cfg Config, nw *network.Network, m *manager.M
 		proxy.Close()
 		return nil, fmt.Errorf("redirect sandbox traffic to the egress proxy: %w", err)
 	}
+	nw.SetDNSFilter(proxy.AllowLookup)
 	log.Info("egress proxy ready", "addr", nw.Gateway(), "port", proxy.Port())
 	return proxy, nil
 }

@@ -274,6 +274,32 @@ func (p Policy) decide(sandbox, host string, addr netip.Addr) verdict {
 	return v
 }
 
+// lookupAllowed says whether a DNS lookup of name may leave the host: not
+// for denied names, nor, when the allow list names hosts only, for names
+// it does not match (internet on or off), so a sandbox limited to a few
+// hosts cannot leak data in DNS queries. An allow list with addresses
+// cannot judge names before they resolve, so it lets lookups through; the
+// proxy still checks every connection.
+func (p Policy) lookupAllowed(name string) bool {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if _, ok := matchAny(p.Deny, name); ok {
+		return false
+	}
+	if len(p.Allow) == 0 {
+		return p.Internet
+	}
+	for _, pat := range p.Allow {
+		if _, err := netip.ParsePrefix(pat); err == nil {
+			return true
+		}
+		if _, err := netip.ParseAddr(pat); err == nil {
+			return true
+		}
+	}
+	_, ok := matchAny(p.Allow, name)
+	return ok
+}
+
 func nameMatches(patterns []string, name string) bool {
 	if len(patterns) == 0 {
 		return true

@@ -145,6 +145,13 @@ func (p *Proxy) Close() error {
 // that are kept if n is 0.
 func (p *Proxy) Log(sandbox string, n int) []Entry { return p.logs.last(sandbox, n) }
 
+// AllowLookup is the DNS forwarder's filter: whether the sandbox at src
+// may look name up under its policy. Unknown addresses may not.
+func (p *Proxy) AllowLookup(src netip.Addr, name string) bool {
+	id, ok := p.cfg.Sandboxes.Identify(src)
+	return ok && id.Policy.lookupAllowed(name)
+}
+
 // Forget drops a removed sandbox's log.
 func (p *Proxy) Forget(sandbox string) { p.logs.forget(sandbox) }
 

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
 
 	"github.com/hutch-sh/hutch/internal/network"
@@ -44,6 +45,7 @@ type world struct {
 	roots   *x509.CertPool // what a sandbox trusts: the system's, the daemon CA, the outside hosts' CA
 	ids     *registry
 	up      [2]netip.Addr // outside hosts A and B
+	gateway netip.Addr
 	names   map[string]netip.Addr
 }
 
@@ -194,9 +196,26 @@ func newWorld(t *testing.T) (*world, string) {
 	t.Helper()
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
-	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.153\n"), 0o644); err != nil {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	dnsUp := fmt.Sprintf("127.%d.%d.53", 100+b[0]%100, b[1])
+	if err := os.WriteFile(resolv, []byte("nameserver "+dnsUp+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pc, err := net.ListenPacket("udp4", dnsUp+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host's resolver: every A query gets 203.0.113.7.
+	dnsSrv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 203.0.113.7")
+		m.Answer = append(m.Answer, rr)
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = dnsSrv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = dnsSrv.Shutdown() })
 	log := slog.New(slog.DiscardHandler)
 	nw, err := network.Open(log, network.Config{Tag: "e" + rnd(3), StateFile: filepath.Join(dir, "network.json"), ResolvConf: resolv, Egress: true})
 	if err != nil {
@@ -262,6 +281,8 @@ func newWorld(t *testing.T) (*world, string) {
 	if err := nw.SetEgressPort(w.proxy.Port()); err != nil {
 		t.Fatal(err)
 	}
+	nw.SetDNSFilter(w.proxy.AllowLookup)
+	w.gateway = nw.Gateway()
 	w.roots = upRoots.Clone()
 	w.roots.AppendCertsFromPEM(w.ca.PEM())
 
@@ -520,6 +541,37 @@ func TestEgressMatrix(t *testing.T) {
 			}
 			if err != nil || got != want {
 				t.Errorf("policy %+v: raw tcp got %q (%v), want %q", pol, got, err, want)
+			}
+		}
+	})
+
+	t.Run("dns under policy", func(t *testing.T) {
+		for _, tc := range []struct {
+			pol  Policy
+			name string
+			ok   bool
+		}{
+			{DefaultPolicy(), "anything.example", true},
+			{Policy{Internet: true, Deny: []string{"*.evil.test"}}, "c2VjcmV0.evil.test", false},
+			{Policy{Internet: false, Allow: []string{"*.pypi.test"}}, "files.pypi.test", true},
+			{Policy{Internet: false, Allow: []string{"*.pypi.test"}}, "c2VjcmV0.exfil.example", false},
+			{Policy{Internet: true, Allow: []string{"api.test"}}, "c2VjcmV0.exfil.example", false},
+			{Policy{Internet: false}, "anything.example", false},
+			{Policy{Internet: false, Allow: []string{A}}, "public.test", true},
+		} {
+			w.policy(sbAddr, tc.pol)
+			var rcode int
+			err := inNS(nsPath, func() error {
+				q := new(dns.Msg)
+				q.SetQuestion(tc.name+".", dns.TypeA)
+				r, err := dns.Exchange(q, net.JoinHostPort(w.gateway.String(), "53"))
+				if err == nil {
+					rcode = r.Rcode
+				}
+				return err
+			})
+			if err != nil || (rcode == dns.RcodeSuccess) != tc.ok || (!tc.ok && rcode != dns.RcodeRefused) {
+				t.Errorf("policy %+v: lookup %s: rcode %s (%v), want allowed=%v", tc.pol, tc.name, dns.RcodeToString[rcode], err, tc.ok)
 			}
 		}
 	})

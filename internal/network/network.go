@@ -143,6 +143,9 @@ func (n *Network) SetEgressPort(port uint16) error {
 	return applyRules(n.rules(port))
 }
 
+// SetDNSFilter makes the DNS forwarder ask f before it forwards a query.
+func (n *Network) SetDNSFilter(f DNSFilter) { n.fwd.filter.Store(&f) }
+
 // Subnet is where sandbox addresses come from.
 func (n *Network) Subnet() netip.Prefix { return n.subnet }
 
