@@ -36,7 +36,12 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if ci.tls {
 		e.Proto = "https"
 	}
-	defer func() { p.logs.add(e) }()
+	var logged *Entry // once the request is on its way
+	defer func() {
+		if logged == nil {
+			p.logs.add(e)
+		}
+	}()
 	if host == "" {
 		host = ci.dst.Addr().String()
 		e.Host = host
@@ -88,11 +93,13 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	ctx := context.WithValue(r.Context(), targetKey{}, t)
+	logged = p.logs.add(e)
 	rp.ServeHTTP(cw, r.WithContext(ctx))
 	if e.Status == 0 {
 		e.Status = cw.status
 	}
 	e.BytesOut, e.BytesIn = in.Load(), cw.n
+	p.logs.done(logged, func(l *Entry) { *l = e })
 }
 
 // refuse answers a blocked request with a body that says what blocked it.

@@ -34,12 +34,14 @@ type logs struct {
 }
 
 type ring struct {
-	buf  []Entry
+	buf  []*Entry
 	next int
 	full bool
 }
 
-func (l *logs) add(e Entry) {
+// add records e; the returned entry can be completed later with done,
+// so a long connection shows in the log while it lasts.
+func (l *logs) add(e Entry) *Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.by == nil {
@@ -47,14 +49,23 @@ func (l *logs) add(e Entry) {
 	}
 	r := l.by[e.Sandbox]
 	if r == nil {
-		r = &ring{buf: make([]Entry, LogSize)}
+		r = &ring{buf: make([]*Entry, LogSize)}
 		l.by[e.Sandbox] = r
 	}
-	r.buf[r.next] = e
+	p := &e
+	r.buf[r.next] = p
 	r.next = (r.next + 1) % len(r.buf)
 	if r.next == 0 {
 		r.full = true
 	}
+	return p
+}
+
+// done updates an entry that add returned.
+func (l *logs) done(e *Entry, update func(*Entry)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	update(e)
 }
 
 // last returns up to n of sandbox's latest entries, oldest first.
@@ -65,13 +76,17 @@ func (l *logs) last(sandbox string, n int) []Entry {
 	if r == nil {
 		return nil
 	}
-	var all []Entry
+	var ps []*Entry
 	if r.full {
-		all = append(all, r.buf[r.next:]...)
+		ps = append(ps, r.buf[r.next:]...)
 	}
-	all = append(all, r.buf[:r.next]...)
-	if n > 0 && len(all) > n {
-		all = all[len(all)-n:]
+	ps = append(ps, r.buf[:r.next]...)
+	if n > 0 && len(ps) > n {
+		ps = ps[len(ps)-n:]
+	}
+	all := make([]Entry, len(ps))
+	for i, p := range ps {
+		all[i] = *p
 	}
 	return all
 }

@@ -380,17 +380,19 @@ func (p *Proxy) tunnel(pc *peekedConn, e Entry, t *target) {
 	}
 	defer p.untrack(up)
 	defer up.Close()
+	logged := p.logs.add(e)
+	var out, in int64
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		e.BytesOut, _ = io.Copy(up, pc)
+		out, _ = io.Copy(up, pc)
 		_ = up.(*net.TCPConn).CloseWrite()
 	}()
-	e.BytesIn, _ = io.Copy(pc, up)
+	in, _ = io.Copy(pc, up)
 	_ = pc.CloseWrite()
 	wg.Wait()
-	p.logs.add(e)
+	p.logs.done(logged, func(e *Entry) { e.BytesOut, e.BytesIn = out, in })
 }
 
 // peekRecord returns the first TLS record, which holds the ClientHello.

@@ -661,6 +661,23 @@ func TestEgressMatrix(t *testing.T) {
 		}
 	})
 
+	t.Run("an open tunnel is in the log while it lasts", func(t *testing.T) {
+		w.policy(sbAddr, Policy{Internet: true, Allow: []string{"public.test", A}})
+		var c *tls.Conn
+		err := inNS(nsPath, func() (err error) {
+			c, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(A, "443"), &tls.Config{ServerName: "public.test", RootCAs: w.roots})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ents := w.proxy.Log("sb", 1)
+		if len(ents) != 1 || ents[0].Proto != "tls" || ents[0].Host != "public.test" || !ents[0].Allowed {
+			t.Fatalf("latest entry while the tunnel is open: %+v", ents)
+		}
+	})
+
 	t.Run("the log records decisions", func(t *testing.T) {
 		ents := w.proxy.Log("sb", 0)
 		var allowed, denied, tunnelled bool
