@@ -51,7 +51,10 @@ type Config struct {
 	// UpstreamRoots verify the servers behind intercepted HTTPS; nil means
 	// the host's roots.
 	UpstreamRoots *x509.CertPool
-	Log           *slog.Logger
+	// MaxConns bounds one sandbox's connections through the proxy at a
+	// time, so that no sandbox takes all of the daemon's file descriptors.
+	MaxConns int
+	Log      *slog.Logger
 }
 
 // Proxy is a running egress proxy.
@@ -69,8 +72,12 @@ type Proxy struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	active map[net.Conn]struct{} // tunnels, closed by Close
+	open   map[string]int        // connections per sandbox
 	closed bool
 }
+
+// DefaultMaxConns is Config.MaxConns when zero.
+const DefaultMaxConns = 1024
 
 // sniffTimeout is how long the proxy waits for a client's first bytes
 // before it treats the connection as a protocol where the server speaks
@@ -87,11 +94,14 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	ln, err := net.Listen("tcp4", net.JoinHostPort(cfg.Listen.String(), "0"))
 	if err != nil {
 		return nil, fmt.Errorf("egress proxy on %s: %w", cfg.Listen, err)
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Log, ln: ln, http: newChanListener(ln.Addr()), active: make(map[net.Conn]struct{})}
+	p := &Proxy{cfg: cfg, log: cfg.Log, ln: ln, http: newChanListener(ln.Addr()), active: make(map[net.Conn]struct{}), open: make(map[string]int)}
 	p.tr = &http.Transport{
 		DialContext:         p.dialTarget,
 		TLSClientConfig:     &tls.Config{RootCAs: cfg.UpstreamRoots},
@@ -113,7 +123,9 @@ func Start(cfg Config) (*Proxy, error) {
 		},
 		ConnState: func(c net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
-				p.conns.Delete(c)
+				if ci, ok := p.conns.LoadAndDelete(c); ok {
+					p.release(ci.(*connInfo).sandbox)
+				}
 			}
 		},
 	}
@@ -165,6 +177,24 @@ func (p *Proxy) track(c net.Conn) bool {
 	return true
 }
 
+func (p *Proxy) admit(sandbox string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open[sandbox] >= p.cfg.MaxConns {
+		return false
+	}
+	p.open[sandbox]++
+	return true
+}
+
+func (p *Proxy) release(sandbox string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open[sandbox]--; p.open[sandbox] <= 0 {
+		delete(p.open, sandbox)
+	}
+}
+
 func (p *Proxy) untrack(c net.Conn) {
 	p.mu.Lock()
 	delete(p.active, c)
@@ -192,9 +222,10 @@ func (p *Proxy) accept() {
 // connInfo is what the proxy knows of a connection it passes to its HTTP
 // server.
 type connInfo struct {
-	dst netip.AddrPort
-	sni string // intercepted TLS only
-	tls bool
+	sandbox string
+	dst     netip.AddrPort
+	sni     string // intercepted TLS only
+	tls     bool
 }
 
 type connKey struct{}
@@ -219,6 +250,16 @@ func (p *Proxy) handle(c *net.TCPConn) {
 		p.log.Debug("egress: connection from an unknown address", "src", src)
 		return
 	}
+	if !p.admit(id.Name) {
+		p.logs.add(Entry{Time: time.Now(), Sandbox: id.Name, Host: dst.Addr().String(), Port: int(dst.Port()),
+			Rule: fmt.Sprintf("more than %d connections at once", p.cfg.MaxConns)})
+		return
+	}
+	defer func() {
+		if !handed { // the HTTP server releases what it got, when it closes
+			p.release(id.Name)
+		}
+	}()
 	br := bufio.NewReaderSize(c, 16<<10+5)
 	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
 	first, err := br.Peek(1)
@@ -235,7 +276,7 @@ func (p *Proxy) handle(c *net.TCPConn) {
 	case err == nil && first[0] == 0x16:
 		handed = p.handleTLS(pc, id, dst, first)
 	case err == nil && looksHTTP(first):
-		p.conns.Store(pc, &connInfo{dst: dst})
+		p.conns.Store(pc, &connInfo{sandbox: id.Name, dst: dst})
 		handed = p.http.hand(pc)
 	default:
 		p.handleRaw(pc, id, dst)
@@ -288,7 +329,7 @@ func (p *Proxy) handleTLS(pc *peekedConn, id Identity, dst netip.AddrPort, recor
 				return p.cfg.CA.certFor(host)
 			},
 		})
-		p.conns.Store(tc, &connInfo{dst: dst, sni: host, tls: true})
+		p.conns.Store(tc, &connInfo{sandbox: id.Name, dst: dst, sni: host, tls: true})
 		return p.http.hand(tc)
 	}
 	p.tunnel(pc, e, t)

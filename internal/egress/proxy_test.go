@@ -251,7 +251,7 @@ func newWorld(t *testing.T) (*world, string) {
 	}
 	w.proxy, err = Start(Config{
 		Listen: nw.Gateway(), Sandboxes: w.ids, Secrets: w.secrets, CA: w.ca, Subnet: nw.Subnet(), Log: log,
-		UpstreamRoots: upRoots,
+		UpstreamRoots: upRoots, MaxConns: 8,
 		Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
 			if a, ok := w.names[host]; ok {
 				return []netip.Addr{a}, nil
@@ -675,6 +675,55 @@ func TestEgressMatrix(t *testing.T) {
 		ents := w.proxy.Log("sb", 1)
 		if len(ents) != 1 || ents[0].Proto != "tls" || ents[0].Host != "public.test" || !ents[0].Allowed {
 			t.Fatalf("latest entry while the tunnel is open: %+v", ents)
+		}
+	})
+
+	t.Run("connections per sandbox are bounded", func(t *testing.T) {
+		w.policy(sbAddr, Policy{Internet: true, Allow: []string{A}})
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		// 8 raw connections held open (the upstream's raw port answers and
+		// closes, so use its HTTP port and send nothing): the 9th is cut.
+		err := inNS(nsPath, func() error {
+			for range 9 {
+				c, err := net.DialTimeout("tcp", net.JoinHostPort(A, "443"), 3*time.Second)
+				if err != nil {
+					return err
+				}
+				conns = append(conns, c)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conns[8].SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := conns[8].Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("the connection over the bound was not closed: %v", err)
+		}
+		ents := w.proxy.Log("sb", 1)
+		if len(ents) != 1 || !strings.Contains(ents[0].Rule, "more than 8 connections") {
+			t.Fatalf("log: %+v", ents)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+		// Once they are gone, new ones are admitted again.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r, err := do(w.client(nsPath, nil), "GET", "http://public.test/", nil, nil)
+			if err == nil && r.status == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after closing: %v %v", r.status, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 
