@@ -49,10 +49,16 @@ func OpenCA(dir string) (*CA, error) {
 		if err := c.load(certPEM, keyPEM); err != nil {
 			return nil, fmt.Errorf("egress CA in %s: %w", dir, err)
 		}
-	} else if err := c.Rotate(); err != nil {
+		// The host's roots may have changed since: the bundle is remade.
+		if err := c.writeBundle(); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	if err := c.Rotate(); err != nil {
 		return nil, err
 	}
-	return c, c.writeBundle()
+	return c, nil
 }
 
 func (c *CA) load(certPEM, keyPEM []byte) error {
@@ -120,10 +126,7 @@ func (c *CA) Rotate() error {
 	if err := c.load(certPEM, keyPEM); err != nil {
 		return err
 	}
-	if c.cert != nil {
-		return c.writeBundle()
-	}
-	return nil
+	return c.writeBundle()
 }
 
 // writeFile replaces path's content in place (not by rename), so a bind
