@@ -40,6 +40,7 @@ type results struct {
 	WatchLatency latency
 	WatchPerSec  float64
 	WatchLost    bool // the burst overflowed
+	Egress       egressResult
 }
 
 func (r *results) missed() []string {
@@ -84,6 +85,7 @@ func (r *results) writeTable(w io.Writer) {
 	}
 	row(w, "watch events/s (burst)", fmt.Sprintf("%6.0f /s", r.WatchPerSec), note)
 	r.writeTerminalRows(w)
+	r.writeEgressRows(w)
 }
 
 func (r *results) writeTerminalRows(w io.Writer) {
@@ -152,6 +154,10 @@ func (r *results) writeJSON(w io.Writer) error {
 		WatchLatency     jsonLatency `json:"watch_event_latency"`
 		WatchPerSec      float64     `json:"watch_events_per_s"`
 		WatchLost        bool        `json:"watch_burst_overflowed"`
+		EgressDirect     jsonLatency `json:"egress_https_get_direct"`
+		EgressTunnel     jsonLatency `json:"egress_https_get_tunnelled"`
+		EgressIntercept  jsonLatency `json:"egress_https_get_intercepted"`
+		EgressRPS        [3]float64  `json:"egress_requests_per_s_direct_tunnelled_intercepted"`
 		GoalsMissed      []string    `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
@@ -161,6 +167,8 @@ func (r *results) writeJSON(w io.Writer) error {
 		PreviewVia: toJSON(r.Preview.Via), PreviewDirect: toJSON(r.Preview.Direct), PreviewRPS: r.Preview.ViaRPS, PreviewDirectRPS: r.Preview.DirectRPS, StartReady: toJSON(r.StartReady),
 		Keystroke: toJSON(r.Keystroke), TerminalCat: r.TerminalCatMBps, PTYFloor: r.PTYFloorMBps,
 		WatchLatency: toJSON(r.WatchLatency), WatchPerSec: r.WatchPerSec, WatchLost: r.WatchLost,
+		EgressDirect: toJSON(r.Egress.Direct), EgressTunnel: toJSON(r.Egress.Tunnel), EgressIntercept: toJSON(r.Egress.Intercept),
+		EgressRPS: [3]float64{r.Egress.DirectRPS, r.Egress.TunnelRPS, r.Egress.InterceptRPS},
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -70,12 +70,26 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if cfg.only == "terminal" {
 		return measureTerminal(ctx, d.client, cfg, w)
 	}
+	if cfg.only == "egress" {
+		res := &results{Cores: goruntime.NumCPU(), Runc: runcVersion(ctx), Image: cfg.image}
+		if res.Egress, err = benchEgress(ctx, cfg, tmp); err != nil {
+			return fmt.Errorf("egress: %w", err)
+		}
+		if cfg.json {
+			return res.writeJSON(w)
+		}
+		res.writeEgressRows(w)
+		return nil
+	}
 	res, err := measure(ctx, d.client, cfg, filepath.Join(tmp, "floor"))
 	if err != nil {
 		return err
 	}
 	if res.CreateCold, err = benchColdCreate(ctx, cfg, tmp); err != nil {
 		return fmt.Errorf("cold create: %w", err)
+	}
+	if res.Egress, err = benchEgress(ctx, cfg, tmp); err != nil {
+		return fmt.Errorf("egress: %w", err)
 	}
 	if cfg.json {
 		return res.writeJSON(w)

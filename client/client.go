@@ -41,6 +41,7 @@ type Client struct {
 	files     hutchv1connect.FileServiceClient
 	terminals hutchv1connect.TerminalServiceClient
 	watch     hutchv1connect.WatchServiceClient
+	egress    hutchv1connect.EgressServiceClient
 }
 
 // Option configures a Client.
@@ -83,6 +84,7 @@ func New(baseURL string, opts ...Option) *Client {
 		files:     hutchv1connect.NewFileServiceClient(hc, base, copts...),
 		terminals: hutchv1connect.NewTerminalServiceClient(hc, base, copts...),
 		watch:     hutchv1connect.NewWatchServiceClient(hc, base, copts...),
+		egress:    hutchv1connect.NewEgressServiceClient(hc, base, copts...),
 	}
 }
 

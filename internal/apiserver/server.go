@@ -52,6 +52,9 @@ type Config struct {
 	// http://{port}-{name}-{token}.{PreviewDomain}:{PreviewPort}/.
 	PreviewDomain string
 	PreviewPort   string
+	// Egress serves secrets, policies and egress logs; nil leaves the
+	// EgressService out.
+	Egress Egress
 }
 
 // Server is the API's http.Handler.
@@ -84,6 +87,9 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
 	s.mux.Handle(hutchv1connect.NewTerminalServiceHandler(&terminals{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/terminals/{id}", s.terminalSocket)
+	if cfg.Egress != nil {
+		s.mux.Handle(hutchv1connect.NewEgressServiceHandler(&egressService{s}, opts...))
+	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })

@@ -28,6 +28,7 @@ func newExecCmd(e *env) *cobra.Command {
 		noStdin bool
 		create  client.CreateOptions
 		session string
+		policy  string
 	)
 	cmd := &cobra.Command{
 		Use:   "exec NAME [flags] -- CMD [ARG...]",
@@ -48,6 +49,11 @@ func newExecCmd(e *env) *cobra.Command {
 			if c.Env, err = parseEnv(envs); err != nil {
 				return err
 			}
+			if policy != "" {
+				if err := setPolicy(cmd.Context(), e.client(), a[0], policy, true, e.stdin); err != nil {
+					return err
+				}
+			}
 			if create != (client.CreateOptions{}) {
 				if err := ensureShape(cmd.Context(), e.client(), a[0], create); err != nil {
 					return err
@@ -63,6 +69,7 @@ func newExecCmd(e *env) *cobra.Command {
 	f.BoolVarP(&noStdin, "no-stdin", "n", false, "do not forward stdin")
 	f.StringVar(&session, "session", "", "run in this shell session, keeping cwd, exports and functions between execs (stdin is not forwarded)")
 	f.StringVar(&create.Image, "image", "", "image to create the sandbox from, if it does not exist (default: the default image)")
+	f.StringVar(&policy, "policy", "", "egress policy JSON file to create the sandbox with (or to set on it if it exists)")
 	f.StringVar(&create.InstanceType, "type", "", "instance type to create the sandbox with: lite, basic (default), standard")
 	return cmd
 }

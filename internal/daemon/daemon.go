@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/apiserver"
+	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/image"
 	"github.com/hutch-sh/hutch/internal/manager"
@@ -41,6 +43,10 @@ type Config struct {
 	// PreviewDomain is the domain of preview URLs ({port}-{name}-{token}.DOMAIN);
 	// "localhost" by default, which browsers resolve to this machine.
 	PreviewDomain string
+	// UpstreamCA is a PEM file of extra roots the egress proxy trusts for
+	// the servers behind intercepted HTTPS (a private PKI); the host's
+	// roots are always trusted.
+	UpstreamCA string
 	// Progress receives image build progress; Ready is called with the
 	// address once the daemon accepts work.
 	Progress io.Writer
@@ -91,6 +97,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		Tag:       manager.Tag(cfg.DataDir),
 		StateFile: filepath.Join(cfg.DataDir, "network.json"),
 		Subnet:    cfg.Subnet,
+		Egress:    true,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox network: %w", err)
@@ -100,15 +107,30 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 			log.Warn("close sandbox network", "err", err)
 		}
 	}()
-	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw}, rt, imageResolver{images}, db)
+	egressDir := filepath.Join(cfg.DataDir, "egress")
+	ca, err := egress.OpenCA(egressDir)
+	if err != nil {
+		return err
+	}
+	secrets, err := egress.OpenSecrets(egressDir)
+	if err != nil {
+		return err
+	}
+	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, CABundle: ca.BundlePath()}, rt, imageResolver{images}, db)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	proxy, err := startEgress(log, cfg, nw, m, ca, secrets)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
 
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	srv := &http.Server{
-		Handler:           apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port}, log),
+		Handler: apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port,
+			Egress: &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}}, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         new(http.Protocols),
@@ -131,6 +153,36 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// startEgress runs the egress proxy on the sandboxes' gateway and sends
+// their TCP connections to it.
+func startEgress(log *slog.Logger, cfg Config, nw *network.Network, m *manager.Manager, ca *egress.CA, secrets *egress.Secrets) (*egress.Proxy, error) {
+	var roots *x509.CertPool
+	if cfg.UpstreamCA != "" {
+		pem, err := os.ReadFile(cfg.UpstreamCA)
+		if err != nil {
+			return nil, fmt.Errorf("upstream CA: %w", err)
+		}
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream CA %s: no PEM certificate in it: %w", cfg.UpstreamCA, errdefs.ErrInvalidArgument)
+		}
+	}
+	proxy, err := egress.Start(egress.Config{Listen: nw.Gateway(), Sandboxes: m, Secrets: secrets, CA: ca,
+		Subnet: nw.Subnet(), UpstreamRoots: roots, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := nw.SetEgressPort(proxy.Port()); err != nil {
+		proxy.Close()
+		return nil, fmt.Errorf("redirect sandbox traffic to the egress proxy: %w", err)
+	}
+	nw.SetDNSFilter(proxy.AllowLookup)
+	log.Info("egress proxy ready", "addr", nw.Gateway(), "port", proxy.Port())
+	return proxy, nil
 }
 
 func isLoopback(a net.Addr) bool {

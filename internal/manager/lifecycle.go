@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/rootfs"
 	"github.com/hutch-sh/hutch/internal/runtime"
@@ -36,6 +38,7 @@ func (m *Manager) start(ctx context.Context, b *box) error {
 		_ = m.stop(context.WithoutCancel(ctx), b)
 		return err
 	}
+	m.ids.index(b.rec)
 	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", b.rec.ID)
 	return nil
 }
@@ -86,6 +89,11 @@ func (m *Manager) launch(ctx context.Context, rec Record, hostname string) (conn
 		if err := os.WriteFile(opts.ResolvConf, m.net.ResolvConf(), 0o644); err != nil {
 			return nil, err
 		}
+	}
+	if m.cfg.CABundle != "" {
+		// The egress proxy's CA, trusted by every TLS stack in the image.
+		opts.CABundle = m.cfg.CABundle
+		opts.Env = append(slices.Clone(opts.Env), egress.TrustEnv(runtime.CABundlePath)...)
 	}
 	spec, err := runtime.Spec(opts)
 	if err != nil {

@@ -34,6 +34,9 @@ type Config struct {
 	// Network connects each sandbox to the daemon's network; nil leaves
 	// sandboxes with loopback only.
 	Network Network
+	// CABundle is the trust bundle (the host's roots and the egress CA)
+	// sandboxes get; empty keeps the image's.
+	CABundle string
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -54,6 +57,8 @@ type Manager struct {
 	pool     *pool // nil when disabled
 	stopPool context.CancelFunc
 	poolDone chan struct{}
+
+	ids identities // address → sandbox, for the egress proxy
 }
 
 // box is one sandbox. mu guards every field below it and is held across
@@ -95,6 +100,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		m.boxes[r.Name] = b
 		known[r.ID] = true
 		m.recover(ctx, b, m.reserveAddr(b))
+		m.ids.index(b.rec)
 	}
 	m.removeOrphans(known)
 	m.sweepCgroups(known)
@@ -237,7 +243,7 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 	created := false
 	if b.rec.ID == "" {
 		if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
-			return m.adoptWarm(ctx, b, w)
+			return m.adoptWarm(ctx, b, w, opts)
 		}
 		if err := m.initRecord(ctx, b, opts); err != nil {
 			m.forget(b)
@@ -305,6 +311,7 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 		Limits:    limits,
 		Lowers:    img.Lowers,
 		Env:       img.Env,
+		Policy:    opts.Policy,
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		m.release(b.rec)
@@ -314,11 +321,12 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 }
 
 // adoptWarm makes a pooled sandbox the sandbox b.
-func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm) (Record, *agentconn.Conn, bool, error) {
+func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
 	now := time.Now().UTC()
 	name := b.rec.Name
 	b.rec = w.rec
 	b.rec.Name = name
+	b.rec.Policy = opts.Policy
 	b.rec.CreatedAt, b.rec.StartedAt = now, now
 	b.conn = w.conn
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
@@ -328,6 +336,7 @@ func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm) (Record, *agen
 		m.forget(b)
 		return Record{}, nil, false, err
 	}
+	m.ids.index(b.rec)
 	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", b.rec.ID, "warm", true)
 	return b.rec, b.conn, true, nil
 }
@@ -426,6 +435,7 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
 	}
 	m.release(b.rec)
+	m.ids.unindex(b.rec)
 	m.forget(b)
 	m.log.Info("sandbox removed", "sandbox", b.rec.Name, "id", b.rec.ID)
 	return nil

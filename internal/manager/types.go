@@ -8,6 +8,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
 )
@@ -42,6 +43,8 @@ type Record struct {
 	// Addr is the sandbox's address on the daemon's network, kept for its
 	// whole life so it is the same after a restart or a wake.
 	Addr netip.Addr `json:"addr,omitzero"`
+	// Policy is the sandbox's egress policy; nil is egress.DefaultPolicy.
+	Policy *egress.Policy `json:"policy,omitempty"`
 }
 
 // Rootfs is a resolved image.
@@ -99,4 +102,5 @@ const DefaultInstanceType = "basic"
 type CreateOptions struct {
 	Image        string
 	InstanceType string
+	Policy       *egress.Policy // egress policy; nil for the default
 }

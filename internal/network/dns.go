@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -19,7 +20,13 @@ type forwarder struct {
 	log       *slog.Logger
 	upstreams []string // host:port
 	servers   []*dns.Server
+	filter    atomic.Pointer[DNSFilter]
 }
+
+// DNSFilter says whether the sandbox at src may look name up; a refused
+// query is answered REFUSED and never leaves the host, so a sandbox cannot
+// smuggle data out in the names it looks up.
+type DNSFilter func(src netip.Addr, name string) bool
 
 // upstreamTimeout bounds one forwarded query.
 const upstreamTimeout = 4 * time.Second
@@ -69,6 +76,12 @@ func startForwarder(log *slog.Logger, listen netip.Addr, resolvers []netip.Addr)
 func (f *forwarder) handler(transport string) dns.Handler {
 	c := &dns.Client{Net: transport, Timeout: upstreamTimeout}
 	return dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		if f := f.filter.Load(); f != nil && !f.allows(w.RemoteAddr(), q) {
+			refused := new(dns.Msg)
+			refused.SetRcode(q, dns.RcodeRefused)
+			_ = w.WriteMsg(refused)
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), upstreamTimeout)
 		defer cancel()
 		for _, up := range f.upstreams {
@@ -83,6 +96,19 @@ func (f *forwarder) handler(transport string) dns.Handler {
 		fail.SetRcode(q, dns.RcodeServerFailure)
 		_ = w.WriteMsg(fail)
 	})
+}
+
+func (f DNSFilter) allows(src net.Addr, q *dns.Msg) bool {
+	ap, err := netip.ParseAddrPort(src.String())
+	if err != nil {
+		return false
+	}
+	for _, qq := range q.Question {
+		if !f(ap.Addr().Unmap(), qq.Name) {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *forwarder) close() {

@@ -44,6 +44,9 @@ type Config struct {
 	// ResolvConf is the host's resolver configuration; default
 	// /etc/resolv.conf.
 	ResolvConf string
+	// Egress sends every TCP connection of a sandbox to the daemon's egress
+	// proxy (see SetEgressPort) and forwards nothing else.
+	Egress bool
 }
 
 // Network is one daemon's sandbox network.
@@ -55,6 +58,7 @@ type Network struct {
 	mtu    int
 	ipam   *ipam
 	fwd    *forwarder
+	egress bool
 }
 
 // Attachment is how a sandbox is connected.
@@ -78,14 +82,14 @@ func Open(log *slog.Logger, cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{log: log, tag: cfg.Tag, bridge: bridgePrefix + cfg.Tag, subnet: subnet, mtu: hostMTU(), ipam: newIPAM(subnet)}
+	n := &Network{log: log, tag: cfg.Tag, bridge: bridgePrefix + cfg.Tag, subnet: subnet, mtu: hostMTU(), ipam: newIPAM(subnet), egress: cfg.Egress}
 	if err := n.ensureBridge(); err != nil {
 		return nil, err
 	}
 	if err := enableForwarding(); err != nil {
 		return nil, err
 	}
-	if err := applyRules(n.tag, n.bridge, subnet, n.ipam.gateway); err != nil {
+	if err := applyRules(n.rules(0)); err != nil {
 		return nil, err
 	}
 	n.fwd, err = startForwarder(log, n.ipam.gateway, resolvers)
@@ -125,6 +129,22 @@ func pickSubnet(cfg Config, resolvers []netip.Addr) (netip.Prefix, error) {
 	}
 	return st.Subnet, saveState(cfg.StateFile, st)
 }
+
+func (n *Network) rules(proxyPort uint16) ruleSet {
+	return ruleSet{tag: n.tag, bridge: n.bridge, subnet: n.subnet, gateway: n.ipam.gateway, egress: n.egress, proxyPort: proxyPort}
+}
+
+// SetEgressPort redirects every TCP connection from sandboxes to port on
+// the gateway, where the egress proxy listens. It needs Config.Egress.
+func (n *Network) SetEgressPort(port uint16) error {
+	if !n.egress {
+		return fmt.Errorf("egress port on a network opened without egress control: %w", errdefs.ErrFailedPrecondition)
+	}
+	return applyRules(n.rules(port))
+}
+
+// SetDNSFilter makes the DNS forwarder ask f before it forwards a query.
+func (n *Network) SetDNSFilter(f DNSFilter) { n.fwd.filter.Store(&f) }
 
 // Subnet is where sandbox addresses come from.
 func (n *Network) Subnet() netip.Prefix { return n.subnet }

@@ -24,11 +24,22 @@ import (
 //	    iifname BR ct state established,related accept
 //	    iifname BR ip daddr 169.254.0.0/16 reject        # cloud metadata
 //	    iifname BR oifname "hutch*" reject               # other sandboxes
+//	    iifname BR reject                                # with egress control
+//	  }
+//	  chain prerouting {   # nat, with egress control and its proxy on PORT
+//	    iifname BR ip daddr GW return
+//	    iifname BR meta l4proto tcp redirect to :PORT
 //	  }
 //	  chain postrouting {  # nat
 //	    ip saddr SUBNET oifname != BR masquerade
 //	  }
 //	}
+//
+// With egress control (Config.Egress) nothing a sandbox sends is forwarded:
+// every TCP connection is redirected to the daemon's egress proxy, which
+// decides and connects on the sandbox's behalf; UDP and the rest are
+// rejected, except DNS to the forwarder. Until the proxy's port is known,
+// TCP is rejected too.
 //
 // Sandboxes on one bridge cannot reach each other either: their bridge
 // ports are isolated. Refused traffic is rejected (ICMP administratively
@@ -39,8 +50,18 @@ func tableFor(tag string) *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyINet, Name: "hutch-" + tag}
 }
 
+// ruleSet is what the daemon's table is built from.
+type ruleSet struct {
+	tag, bridge string
+	subnet      netip.Prefix
+	gateway     netip.Addr
+	egress      bool   // all traffic through the egress proxy
+	proxyPort   uint16 // the proxy's port on the gateway; 0: not yet up
+}
+
 // applyRules installs (or replaces) the daemon's table.
-func applyRules(tag, bridge string, subnet netip.Prefix, gateway netip.Addr) error {
+func applyRules(rs ruleSet) error {
+	tag, bridge, subnet, gateway := rs.tag, rs.bridge, rs.subnet, rs.gateway
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -59,6 +80,9 @@ func applyRules(tag, bridge string, subnet netip.Prefix, gateway netip.Addr) err
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		rule(c, input, iif(bridge), ip4(), daddr(netip.PrefixFrom(gateway, 32)), l4(proto), dport(53), verdict(expr.VerdictAccept))
 	}
+	if rs.egress && rs.proxyPort != 0 {
+		rule(c, input, iif(bridge), ip4(), daddr(netip.PrefixFrom(gateway, 32)), l4(unix.IPPROTO_TCP), dport(rs.proxyPort), verdict(expr.VerdictAccept))
+	}
 	rule(c, input, iif(bridge), reject())
 
 	forward := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
@@ -66,6 +90,15 @@ func applyRules(tag, bridge string, subnet netip.Prefix, gateway netip.Addr) err
 	rule(c, forward, iif(bridge), established(), verdict(expr.VerdictAccept))
 	rule(c, forward, iif(bridge), ip4(), daddr(netip.MustParsePrefix("169.254.0.0/16")), reject())
 	rule(c, forward, iif(bridge), oifPrefix(bridgePrefix), reject())
+	if rs.egress {
+		rule(c, forward, iif(bridge), reject())
+		if rs.proxyPort != 0 {
+			pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+				Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
+			rule(c, pre, iif(bridge), ip4(), daddr(netip.PrefixFrom(gateway, 32)), verdict(expr.VerdictReturn))
+			rule(c, pre, iif(bridge), l4(unix.IPPROTO_TCP), redirectTo(rs.proxyPort))
+		}
+	}
 
 	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
@@ -194,6 +227,15 @@ func dport(p uint16) []expr.Any {
 
 func reject() []expr.Any {
 	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
+}
+
+// redirectTo sends the packet to this host's port p (`redirect to :p`); the
+// original destination stays readable with SO_ORIGINAL_DST.
+func redirectTo(p uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(p)},
+		&expr.Redir{RegisterProtoMin: 1},
+	}
 }
 
 func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }

@@ -22,6 +22,9 @@ type Limits struct {
 	Pids        int64
 }
 
+// CABundlePath is where Debian-based images keep their trusted roots.
+const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
+
 // SpecOptions describe one sandbox for Spec.
 type SpecOptions struct {
 	Hostname    string
@@ -33,6 +36,9 @@ type SpecOptions struct {
 	CgroupsPath string
 	NetNS       string // path of a network namespace to join; empty for a new, empty one
 	ResolvConf  string // host file bind-mounted at /etc/resolv.conf; empty keeps the image's
+	// CABundle is a host file bind-mounted read-only over the image's CA
+	// bundle (/etc/ssl/certs/ca-certificates.crt); empty keeps the image's.
+	CABundle string
 }
 
 // The capabilities Docker grants by default: enough for package managers and
@@ -108,6 +114,10 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 	if o.ResolvConf != "" {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: o.ResolvConf,
 			Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}})
+	}
+	if o.CABundle != "" {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: CABundlePath, Type: "bind", Source: o.CABundle,
+			Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}})
 	}
 	prof, err := seccomp.GetDefaultProfile(s)
 	if err != nil {

@@ -188,27 +188,40 @@ func TestResources(t *testing.T) {
 	}
 }
 
-func TestSpecResolvConf(t *testing.T) {
-	s, err := Spec(SpecOptions{Rootfs: "/r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range s.Mounts {
-		if m.Destination == "/etc/resolv.conf" {
-			t.Fatalf("resolv.conf mounted without being asked: %+v", m)
-		}
-	}
-	s, err = Spec(SpecOptions{Rootfs: "/r", ResolvConf: "/d/resolv.conf"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, m := range s.Mounts {
-		if m.Destination == "/etc/resolv.conf" {
-			found = m.Source == "/d/resolv.conf" && m.Type == "bind"
-		}
-	}
-	if !found {
-		t.Fatalf("no bind mount of /d/resolv.conf at /etc/resolv.conf in %+v", s.Mounts)
+// Host files bind-mounted over the image's: only when asked, and the CA
+// bundle read-only.
+func TestSpecHostFiles(t *testing.T) {
+	for _, tc := range []struct {
+		dest string
+		opts SpecOptions
+		ro   bool
+	}{
+		{"/etc/resolv.conf", SpecOptions{Rootfs: "/r", ResolvConf: "/d/resolv.conf"}, false},
+		{CABundlePath, SpecOptions{Rootfs: "/r", CABundle: "/d/ca-bundle.crt"}, true},
+	} {
+		t.Run(tc.dest, func(t *testing.T) {
+			s, err := Spec(SpecOptions{Rootfs: "/r"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range s.Mounts {
+				if m.Destination == tc.dest {
+					t.Fatalf("%s mounted without being asked: %+v", tc.dest, m)
+				}
+			}
+			if s, err = Spec(tc.opts); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, m := range s.Mounts {
+				if m.Destination == tc.dest {
+					found = m.Type == "bind" && (m.Source == tc.opts.ResolvConf || m.Source == tc.opts.CABundle) &&
+						slices.Contains(m.Options, "ro") == tc.ro
+				}
+			}
+			if !found {
+				t.Fatalf("no bind mount at %s in %+v", tc.dest, s.Mounts)
+			}
+		})
 	}
 }

@@ -20,17 +20,22 @@ import (
 	"github.com/hutch-sh/hutch/client"
 )
 
-// reach reports what happens when sandbox name connects to addr: "ok" or
-// the error, within a few seconds.
+// reach reports what happens when sandbox name sends an HTTP GET to addr:
+// "ok" when the server there answers (any status), or what happened
+// instead, within a few seconds. A TCP connect alone proves nothing: the
+// egress proxy accepts every connection before it decides, and answers a
+// refused request itself.
 func reach(t *testing.T, d *daemon, name, addr string) string {
 	t.Helper()
-	host, port, _ := net.SplitHostPort(addr)
-	script := fmt.Sprintf(`import socket
-s = socket.socket(); s.settimeout(3)
+	script := fmt.Sprintf(`import urllib.request, urllib.error
+def show(h, status):
+    print("blocked by egress" if h.get("X-Hutch-Egress") else "ok")
 try:
-    s.connect((%q, %s)); print("ok")
+    r = urllib.request.urlopen("http://%s/", timeout=3); show(r.headers, r.status)
+except urllib.error.HTTPError as e:
+    show(e.headers, e.code)
 except Exception as e:
-    print(type(e).__name__, e)`, host, port)
+    print(type(e).__name__, e)`, addr)
 	return strings.TrimSpace(d.run(name, "python3", "-c", script))
 }
 
@@ -126,6 +131,12 @@ func TestSandboxNetwork(t *testing.T) {
 	// A repository on a server outside, reached through the sandbox's
 	// network (NAT through the host).
 	remote := gitServerOutside(t)
+	// git:// is not HTTP: the egress proxy lets it through only to an
+	// address the policy names.
+	remoteIP, _, _ := net.SplitHostPort(remote)
+	if _, err := d.Client.SetPolicy(ctx, "a", fmt.Sprintf(`{"allow": [%q]}`, remoteIP), false); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := d.Client.GitCheckout(ctx, "a", "git://"+remote+"/repo.git", client.GitOptions{Branch: "dev", TargetDir: "/workspace/repo"}); err != nil {
 		t.Fatalf("checkout across the network: %v", err)
 	}
