@@ -1,6 +1,6 @@
 // Package agent is the in-sandbox server: PID 1 of every sandbox, serving
-// the daemon over a unix socket with exec and file services, reaping every
-// process in the sandbox.
+// the daemon over a unix socket with exec, file and code services, reaping
+// every process in the sandbox.
 package agent
 
 import (
@@ -21,6 +21,7 @@ import (
 
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agent/files"
+	"github.com/hutch-sh/hutch/internal/agent/kernel"
 	"github.com/hutch-sh/hutch/internal/agent/proc"
 	"github.com/hutch-sh/hutch/internal/agent/tunnel"
 )
@@ -67,6 +68,8 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
 	mux.Handle("/v1/files", fs.ContentHandler())
+	kernels := kernel.New(log, procs, o.Workdir, filepath.Join(os.TempDir(), "hutch-kernels"), proc.KeepAliveInterval)
+	mux.Handle(hutchv1connect.NewCodeServiceHandler(kernels, opts...))
 	mux.Handle(tunnel.Path, tunnel.Handler{Host: "127.0.0.1", Log: log})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
@@ -84,6 +87,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	kernels.Close()
 	procs.Close()
 	if os.Getpid() == 1 {
 		stopAll()
