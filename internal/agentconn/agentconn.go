@@ -25,6 +25,7 @@ type Conn struct {
 	HTTP    *http.Client
 	Process hutchv1connect.ProcessServiceClient
 	Files   hutchv1connect.FileServiceClient
+	Code    hutchv1connect.CodeServiceClient
 	socket  string
 }
 
@@ -47,6 +48,7 @@ func New(socket string) *Conn {
 		HTTP:    hc,
 		Process: hutchv1connect.NewProcessServiceClient(hc, BaseURL, opts...),
 		Files:   hutchv1connect.NewFileServiceClient(hc, BaseURL, opts...),
+		Code:    hutchv1connect.NewCodeServiceClient(hc, BaseURL, opts...),
 		socket:  socket,
 	}
 }

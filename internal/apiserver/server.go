@@ -78,6 +78,7 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.Handle(procPath, procHandler)
 	s.mux.Handle(hutchv1connect.ProcessServiceExecProcedure, s.execRelay(procHandler))
 	s.mux.Handle(hutchv1connect.NewFileServiceHandler(&fileService{s}, opts...))
+	s.mux.Handle(hutchv1connect.NewCodeServiceHandler(&codeService{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return s
