@@ -39,6 +39,7 @@ type Client struct {
 	sandboxes hutchv1connect.SandboxServiceClient
 	process   hutchv1connect.ProcessServiceClient
 	files     hutchv1connect.FileServiceClient
+	code      hutchv1connect.CodeServiceClient
 }
 
 // Option configures a Client.
@@ -79,6 +80,7 @@ func New(baseURL string, opts ...Option) *Client {
 		sandboxes: hutchv1connect.NewSandboxServiceClient(hc, base, copts...),
 		process:   hutchv1connect.NewProcessServiceClient(hc, base, copts...),
 		files:     hutchv1connect.NewFileServiceClient(hc, base, copts...),
+		code:      hutchv1connect.NewCodeServiceClient(hc, base, copts...),
 	}
 }
 
