@@ -51,6 +51,29 @@ func decodePNG(t *testing.T, r *hutchv1.CodeResult) {
 	}
 }
 
+// assertStreams runs a cell that prints 0, 1, 2 a second apart and checks
+// that each line arrives as it is printed, not when the cell ends.
+func assertStreams(t *testing.T, d *daemon, sb, code string, o client.CodeOptions) {
+	t.Helper()
+	var mu sync.Mutex
+	var times []time.Time
+	start := time.Now()
+	o.OnEvent = func(ev *hutchv1.CodeEvent) {
+		if _, ok := ev.Event.(*hutchv1.CodeEvent_Stdout); ok {
+			mu.Lock()
+			times = append(times, time.Now())
+			mu.Unlock()
+		}
+	}
+	ex := okCell(t, d, sb, code, o)
+	if ex.Stdout != "0\n1\n2\n" {
+		t.Fatalf("stdout %q", ex.Stdout)
+	}
+	if len(times) < 3 || times[0].Sub(start) > 1500*time.Millisecond || times[2].Sub(times[0]) < 1500*time.Millisecond {
+		t.Fatalf("output did not stream: %d events, first after %v", len(times), times[0].Sub(start))
+	}
+}
+
 // Python runs in a real ipykernel: state, pandas, matplotlib, structured
 // errors, live output, interrupts and timeouts that keep state, and a
 // kernel that dies.
@@ -126,24 +149,7 @@ func TestCodePython(t *testing.T) {
 	})
 
 	t.Run("streams live", func(t *testing.T) {
-		var mu sync.Mutex
-		var times []time.Time
-		start := time.Now()
-		o := py
-		o.OnEvent = func(ev *hutchv1.CodeEvent) {
-			if _, ok := ev.Event.(*hutchv1.CodeEvent_Stdout); ok {
-				mu.Lock()
-				times = append(times, time.Now())
-				mu.Unlock()
-			}
-		}
-		ex := okCell(t, d, sb, "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(1)", o)
-		if ex.Stdout != "0\n1\n2\n" {
-			t.Fatalf("stdout %q", ex.Stdout)
-		}
-		if len(times) < 3 || times[0].Sub(start) > 1500*time.Millisecond || times[2].Sub(times[0]) < 1500*time.Millisecond {
-			t.Fatalf("output did not stream: %d events, first after %v", len(times), times[0].Sub(start))
-		}
+		assertStreams(t, d, sb, "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(1)", py)
 	})
 
 	t.Run("interrupt keeps state", func(t *testing.T) {
@@ -212,6 +218,9 @@ func TestCodeJavaScript(t *testing.T) {
 		t.Fatalf("display: %v", ex.Results)
 	}
 
+	// A synchronous loop streams too.
+	assertStreams(t, d, sb, "for (let i = 0; i < 3; i++) { console.log(i); const t = Date.now(); while (Date.now() - t < 1000) {} }", js)
+
 	ts := client.CodeOptions{Language: client.TypeScript}
 	ex = okCell(t, d, sb, "interface P { v: number }\nfunction twice(p: P): number { return p.v * 2 }\nconst q: P = { v: 21 };\ntwice(q)", ts)
 	if ex.Text() != "42" {
@@ -238,6 +247,14 @@ func TestCodeJavaScript(t *testing.T) {
 	}
 	if ex := okCell(t, d, sb, "y2", js); ex.Text() != "42" || ex.StateLost {
 		t.Fatalf("state after timeouts: %q lost=%v", ex.Text(), ex.StateLost)
+	}
+	// A busy loop after an await cannot be interrupted: the kernel is
+	// killed after the grace period, and the next cell says so.
+	if ex := runCell(t, d, sb, "await null; while (true) {}", o); ex.Status != hutchv1.CodeStatus_CODE_STATUS_KERNEL_DIED || !strings.Contains(ex.Message, "did not stop") {
+		t.Fatalf("unstoppable cell: %v %q", ex.Status, ex.Message)
+	}
+	if ex := okCell(t, d, sb, "typeof y2", js); ex.Text() != "'undefined'" || !ex.StateLost {
+		t.Fatalf("after kill: %q lost=%v", ex.Text(), ex.StateLost)
 	}
 }
 

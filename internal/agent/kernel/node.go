@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -134,15 +135,23 @@ func (k *node) execute(ctx context.Context, code string, out emit) (cellEnd, err
 		res.status = hutchv1.CodeStatus_CODE_STATUS_KERNEL_DIED
 		return res, nil
 	}
+	var held *nodeMsg // read while merging output, not handled yet
 	for {
-		m, died, err := next(ctx, msgs, k.proc)
-		if died || err != nil {
-			return died.end(res), err
+		var m nodeMsg
+		if held != nil {
+			m, held = *held, nil
+		} else {
+			var died died
+			if m, died, err = next(ctx, msgs, k.proc); died || err != nil {
+				return died.end(res), err
+			}
 		}
 		var ev *hutchv1.CodeEvent
 		switch m.T {
 		case "out":
-			ev = outputEvent(m.Name, m.Text)
+			var text string
+			text, held = mergeOutput(m, msgs)
+			ev = outputEvent(m.Name, text)
 		case "result":
 			ev = &hutchv1.CodeEvent{Event: &hutchv1.CodeEvent_Result{Result: &hutchv1.CodeResult{Data: m.Data, Display: m.Display}}}
 		case "error":
@@ -163,6 +172,29 @@ func (k *node) execute(ctx context.Context, code string, out emit) (cellEnd, err
 			_ = out(ev)
 		}
 	}
+}
+
+// maxMerge bounds the output merged into one event.
+const maxMerge = 1 << 20
+
+// mergeOutput joins m's text with output of the same stream already
+// waiting, so a burst of small writes travels as one event rather than one
+// per write. It returns the first other message it read, if any.
+func mergeOutput(m nodeMsg, msgs <-chan nodeMsg) (string, *nodeMsg) {
+	var b strings.Builder
+	b.WriteString(m.Text)
+	for b.Len() < maxMerge {
+		select {
+		case n := <-msgs:
+			if n.T != "out" || n.Name != m.Name {
+				return b.String(), &n
+			}
+			b.WriteString(n.Text)
+		default:
+			return b.String(), nil
+		}
+	}
+	return b.String(), nil
 }
 
 func (k *node) child() *proc.Child { return k.proc }
