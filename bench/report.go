@@ -33,6 +33,7 @@ type results struct {
 	PreviewIn   latency // the same GET inside the sandbox
 	PreviewRPS  float64
 	StartReady  latency // StartProcess of a server until WaitForPort
+	Code        codeFigures
 }
 
 func (r *results) missed() []string {
@@ -70,6 +71,15 @@ func (r *results) writeTable(w io.Writer) {
 		float64(r.PreviewVia.Median-r.PreviewIn.Median)/1e6, float64(r.PreviewIn.Median)/1e6))
 	row(w, fmt.Sprintf("preview requests/s, %d clients", clients), fmt.Sprintf("%5.0f /s", r.PreviewRPS), "")
 	row(w, "start server → port ready", lat(r.StartReady), "")
+	for _, l := range codeLanguages {
+		row(w, "code: first "+l+" context", lat(r.Code.Start[l]), "new context → first 1+1 done")
+	}
+	for _, l := range codeLanguages {
+		row(w, "code: 1+1 warm, "+l, lat(r.Code.RoundTrip[l]), "")
+	}
+	for _, l := range codeLanguages {
+		row(w, "code: output, "+l, fmt.Sprintf("%5.0f MB/s", r.Code.StreamMBps[l]), fmt.Sprintf("%d MiB printed in 1 KiB lines", codeStreamMB))
+	}
 }
 
 func row(w io.Writer, label, figure, note string) {
@@ -107,29 +117,36 @@ func (r *results) writeJSON(w io.Writer) error {
 		missed = []string{}
 	}
 	out := struct {
-		Cores         int         `json:"cores"`
-		Runc          string      `json:"runc"`
-		Image         string      `json:"image"`
-		Create        jsonLatency `json:"create_first_exec"`
-		CreateCold    jsonLatency `json:"create_first_exec_cold"`
-		Floor         jsonLatency `json:"floor_runc_run"`
-		Exec          jsonLatency `json:"exec_round_trip"`
-		Clients       int         `json:"concurrent_clients"`
-		ExecsPerSec   float64     `json:"execs_per_second"`
-		StdoutMBps    float64     `json:"stdout_mb_per_s"`
-		FileWriteMBps float64     `json:"file_write_mb_per_s"`
-		FileReadMBps  float64     `json:"file_read_mb_per_s"`
-		PreviewVia    jsonLatency `json:"preview_get"`
-		PreviewIn     jsonLatency `json:"preview_get_in_sandbox"`
-		PreviewRPS    float64     `json:"preview_requests_per_s"`
-		StartReady    jsonLatency `json:"start_to_port_ready"`
-		GoalsMissed   []string    `json:"goals_missed"`
+		Cores         int                    `json:"cores"`
+		Runc          string                 `json:"runc"`
+		Image         string                 `json:"image"`
+		Create        jsonLatency            `json:"create_first_exec"`
+		CreateCold    jsonLatency            `json:"create_first_exec_cold"`
+		Floor         jsonLatency            `json:"floor_runc_run"`
+		Exec          jsonLatency            `json:"exec_round_trip"`
+		Clients       int                    `json:"concurrent_clients"`
+		ExecsPerSec   float64                `json:"execs_per_second"`
+		StdoutMBps    float64                `json:"stdout_mb_per_s"`
+		FileWriteMBps float64                `json:"file_write_mb_per_s"`
+		FileReadMBps  float64                `json:"file_read_mb_per_s"`
+		PreviewVia    jsonLatency            `json:"preview_get"`
+		PreviewIn     jsonLatency            `json:"preview_get_in_sandbox"`
+		PreviewRPS    float64                `json:"preview_requests_per_s"`
+		StartReady    jsonLatency            `json:"start_to_port_ready"`
+		CodeStart     map[string]jsonLatency `json:"code_first_context"`
+		CodeRoundTrip map[string]jsonLatency `json:"code_round_trip"`
+		CodeStream    map[string]float64     `json:"code_output_mb_per_s"`
+		GoalsMissed   []string               `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
 		Create: toJSON(r.Create), CreateCold: toJSON(r.CreateCold), Floor: toJSON(r.Floor), Exec: toJSON(r.Exec),
 		Clients: clients, ExecsPerSec: r.ExecsPerSec, StdoutMBps: r.StdoutMBps,
 		FileWriteMBps: r.WriteMBps, FileReadMBps: r.ReadMBps, GoalsMissed: missed,
 		PreviewVia: toJSON(r.PreviewVia), PreviewIn: toJSON(r.PreviewIn), PreviewRPS: r.PreviewRPS, StartReady: toJSON(r.StartReady),
+		CodeStart: map[string]jsonLatency{}, CodeRoundTrip: map[string]jsonLatency{}, CodeStream: r.Code.StreamMBps,
+	}
+	for _, l := range codeLanguages {
+		out.CodeStart[l], out.CodeRoundTrip[l] = toJSON(r.Code.Start[l]), toJSON(r.Code.RoundTrip[l])
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -109,6 +109,9 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	if res.StartReady, err = benchStartToReady(ctx, c, name); err != nil {
 		return nil, fmt.Errorf("start to ready: %w", err)
 	}
+	if res.Code, err = benchCode(ctx, c, name); err != nil {
+		return nil, fmt.Errorf("code: %w", err)
+	}
 	return res, nil
 }
 
