@@ -118,10 +118,13 @@ func TestCodePython(t *testing.T) {
 	})
 
 	t.Run("rich", func(t *testing.T) {
-		ex := okCell(t, d, sb, "from IPython.display import display, Markdown, JSON, SVG\n"+
+		ex := okCell(t, d, sb, "import io\nfrom IPython.display import display, Markdown, JSON, SVG, Math, Image\n"+
 			"display(Markdown('# hi'))\ndisplay(JSON({'a': 1}))\n"+
-			"display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\"/>'))", py)
-		want := []string{"text/markdown", "application/json", "image/svg+xml"}
+			"display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\"/>'))\n"+
+			"display(Math(r'x^2'))\n"+
+			"buf = io.BytesIO()\nplt.figure()\nplt.plot([1, 2])\nplt.savefig(buf, format='jpeg')\nplt.close('all')\n"+
+			"display(Image(data=buf.getvalue(), format='jpeg'))", py)
+		want := []string{"text/markdown", "application/json", "image/svg+xml", "text/latex", "image/jpeg"}
 		if len(ex.Results) != len(want) {
 			t.Fatalf("results %v", ex.Results)
 		}
@@ -132,6 +135,9 @@ func TestCodePython(t *testing.T) {
 		}
 		if ex.Results[1].Data["application/json"] != `{"a":1}` {
 			t.Errorf("json: %q", ex.Results[1].Data["application/json"])
+		}
+		if jpg, err := client.Decode(ex.Results[4], "image/jpeg"); err != nil || !bytes.HasPrefix(jpg, []byte{0xff, 0xd8, 0xff}) {
+			t.Errorf("jpeg: %v", err)
 		}
 	})
 

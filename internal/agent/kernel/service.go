@@ -249,19 +249,26 @@ func (s *Service) resolve(r *hutchv1.RunCodeRequest) (*codeContext, error) {
 }
 
 // kernel returns the context's running kernel, starting one if it has none
-// or its last one died.
+// or its last one died. Only run calls it, holding the context's turn, so
+// c.mu is not held while a kernel starts (listing stays quick).
 func (s *Service) kernel(ctx context.Context, c *codeContext) (k kernel, started, lost bool, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.deleted {
+		c.mu.Unlock()
 		return nil, false, false, fmt.Errorf("code context %q was deleted: %w", c.id, errdefs.ErrNotFound)
 	}
 	if c.k != nil && !exited(c.k) {
-		return c.k, false, false, nil
+		k = c.k
+		c.mu.Unlock()
+		return k, false, false, nil
 	}
-	if c.k != nil {
-		c.k.close()
+	dead := c.k
+	if dead != nil {
 		c.k, c.lost = nil, true
+	}
+	c.mu.Unlock()
+	if dead != nil {
+		dead.close()
 	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, false, false, fmt.Errorf("kernel dir: %w", err)
@@ -283,6 +290,12 @@ func (s *Service) kernel(ctx context.Context, c *codeContext) (k kernel, started
 		return nil, false, false, err
 	}
 	s.log.Debug("kernel started", "op", "kernel", "context", c.id, "language", c.lang, "pid", k.child().Pid, "took", time.Since(t0))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		go k.close()
+		return nil, false, false, fmt.Errorf("code context %q was deleted: %w", c.id, errdefs.ErrNotFound)
+	}
 	lost, c.k, c.lost = c.lost, k, false
 	return k, true, lost, nil
 }
