@@ -143,6 +143,10 @@ func waitFiles(ctx context.Context, child *proc.Child, paths ...string) error {
 	}
 }
 
+// handshakeRetry is how long to wait for a kernel_info answer before asking
+// again: the first iopub status is often lost while the subscription is new.
+const handshakeRetry = 25 * time.Millisecond
+
 // handshake asks for kernel_info until both the reply and an iopub status
 // for it arrive: only then is iopub surely subscribed, so no output of the
 // first cell is lost.
@@ -158,7 +162,7 @@ func (k *python) handshake(ctx context.Context) error {
 			return fmt.Errorf("kernel_info: %v: %w", err, errdefs.ErrUnavailable)
 		}
 		reply, status := false, false
-		t := time.NewTimer(250 * time.Millisecond)
+		t := time.NewTimer(handshakeRetry)
 	wait:
 		for !reply || !status {
 			select {
