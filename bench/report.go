@@ -41,6 +41,7 @@ type results struct {
 	WatchPerSec  float64
 	WatchLost    bool // the burst overflowed
 	Egress       egressResult
+	Code         codeFigures
 }
 
 func (r *results) missed() []string {
@@ -84,6 +85,15 @@ func (r *results) writeTable(w io.Writer) {
 		note = fmt.Sprintf("%d creates, overflow reported", watchBurst)
 	}
 	row(w, "watch events/s (burst)", fmt.Sprintf("%6.0f /s", r.WatchPerSec), note)
+	for _, l := range codeLanguages {
+		row(w, "code: first "+l+" context", lat(r.Code.Start[l]), "new context → first 1+1 done")
+	}
+	for _, l := range codeLanguages {
+		row(w, "code: 1+1 warm, "+l, lat(r.Code.RoundTrip[l]), "")
+	}
+	for _, l := range codeLanguages {
+		row(w, "code: output, "+l, fmt.Sprintf("%5.0f MB/s", r.Code.StreamMBps[l]), fmt.Sprintf("%d MiB printed in 1 KiB lines", codeStreamMB))
+	}
 	r.writeTerminalRows(w)
 	r.writeEgressRows(w)
 }
@@ -131,34 +141,37 @@ func (r *results) writeJSON(w io.Writer) error {
 		missed = []string{}
 	}
 	out := struct {
-		Cores            int         `json:"cores"`
-		Runc             string      `json:"runc"`
-		Image            string      `json:"image"`
-		Create           jsonLatency `json:"create_first_exec"`
-		CreateCold       jsonLatency `json:"create_first_exec_cold"`
-		Floor            jsonLatency `json:"floor_runc_run"`
-		Exec             jsonLatency `json:"exec_round_trip"`
-		Clients          int         `json:"concurrent_clients"`
-		ExecsPerSec      float64     `json:"execs_per_second"`
-		StdoutMBps       float64     `json:"stdout_mb_per_s"`
-		FileWriteMBps    float64     `json:"file_write_mb_per_s"`
-		FileReadMBps     float64     `json:"file_read_mb_per_s"`
-		PreviewVia       jsonLatency `json:"preview_get"`
-		PreviewDirect    jsonLatency `json:"preview_get_direct"`
-		PreviewRPS       float64     `json:"preview_requests_per_s"`
-		PreviewDirectRPS float64     `json:"preview_direct_requests_per_s"`
-		StartReady       jsonLatency `json:"start_to_port_ready"`
-		Keystroke        jsonLatency `json:"terminal_keystroke_echo"`
-		TerminalCat      float64     `json:"terminal_cat_mb_per_s"`
-		PTYFloor         float64     `json:"pty_cat_in_sandbox_mb_per_s"`
-		WatchLatency     jsonLatency `json:"watch_event_latency"`
-		WatchPerSec      float64     `json:"watch_events_per_s"`
-		WatchLost        bool        `json:"watch_burst_overflowed"`
-		EgressDirect     jsonLatency `json:"egress_https_get_direct"`
-		EgressTunnel     jsonLatency `json:"egress_https_get_tunnelled"`
-		EgressIntercept  jsonLatency `json:"egress_https_get_intercepted"`
-		EgressRPS        [3]float64  `json:"egress_requests_per_s_direct_tunnelled_intercepted"`
-		GoalsMissed      []string    `json:"goals_missed"`
+		Cores            int                    `json:"cores"`
+		Runc             string                 `json:"runc"`
+		Image            string                 `json:"image"`
+		Create           jsonLatency            `json:"create_first_exec"`
+		CreateCold       jsonLatency            `json:"create_first_exec_cold"`
+		Floor            jsonLatency            `json:"floor_runc_run"`
+		Exec             jsonLatency            `json:"exec_round_trip"`
+		Clients          int                    `json:"concurrent_clients"`
+		ExecsPerSec      float64                `json:"execs_per_second"`
+		StdoutMBps       float64                `json:"stdout_mb_per_s"`
+		FileWriteMBps    float64                `json:"file_write_mb_per_s"`
+		FileReadMBps     float64                `json:"file_read_mb_per_s"`
+		PreviewVia       jsonLatency            `json:"preview_get"`
+		PreviewDirect    jsonLatency            `json:"preview_get_direct"`
+		PreviewRPS       float64                `json:"preview_requests_per_s"`
+		PreviewDirectRPS float64                `json:"preview_direct_requests_per_s"`
+		StartReady       jsonLatency            `json:"start_to_port_ready"`
+		Keystroke        jsonLatency            `json:"terminal_keystroke_echo"`
+		TerminalCat      float64                `json:"terminal_cat_mb_per_s"`
+		PTYFloor         float64                `json:"pty_cat_in_sandbox_mb_per_s"`
+		WatchLatency     jsonLatency            `json:"watch_event_latency"`
+		WatchPerSec      float64                `json:"watch_events_per_s"`
+		WatchLost        bool                   `json:"watch_burst_overflowed"`
+		EgressDirect     jsonLatency            `json:"egress_https_get_direct"`
+		EgressTunnel     jsonLatency            `json:"egress_https_get_tunnelled"`
+		EgressIntercept  jsonLatency            `json:"egress_https_get_intercepted"`
+		EgressRPS        [3]float64             `json:"egress_requests_per_s_direct_tunnelled_intercepted"`
+		CodeStart        map[string]jsonLatency `json:"code_first_context"`
+		CodeRoundTrip    map[string]jsonLatency `json:"code_round_trip"`
+		CodeStream       map[string]float64     `json:"code_output_mb_per_s"`
+		GoalsMissed      []string               `json:"goals_missed"`
 	}{
 		Cores: r.Cores, Runc: r.Runc, Image: r.Image,
 		Create: toJSON(r.Create), CreateCold: toJSON(r.CreateCold), Floor: toJSON(r.Floor), Exec: toJSON(r.Exec),
@@ -169,6 +182,10 @@ func (r *results) writeJSON(w io.Writer) error {
 		WatchLatency: toJSON(r.WatchLatency), WatchPerSec: r.WatchPerSec, WatchLost: r.WatchLost,
 		EgressDirect: toJSON(r.Egress.Direct), EgressTunnel: toJSON(r.Egress.Tunnel), EgressIntercept: toJSON(r.Egress.Intercept),
 		EgressRPS: [3]float64{r.Egress.DirectRPS, r.Egress.TunnelRPS, r.Egress.InterceptRPS},
+		CodeStart: map[string]jsonLatency{}, CodeRoundTrip: map[string]jsonLatency{}, CodeStream: r.Code.StreamMBps,
+	}
+	for _, l := range codeLanguages {
+		out.CodeStart[l], out.CodeRoundTrip[l] = toJSON(r.Code.Start[l]), toJSON(r.Code.RoundTrip[l])
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

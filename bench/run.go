@@ -133,6 +133,9 @@ func measure(ctx context.Context, c *client.Client, cfg config, floorDir string)
 	if res.WatchLatency, res.WatchPerSec, res.WatchLost, err = benchWatch(ctx, c, name); err != nil {
 		return nil, fmt.Errorf("watch: %w", err)
 	}
+	if res.Code, err = benchCode(ctx, c, name); err != nil {
+		return nil, fmt.Errorf("code: %w", err)
+	}
 	return res, nil
 }
 

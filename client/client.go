@@ -42,6 +42,7 @@ type Client struct {
 	terminals hutchv1connect.TerminalServiceClient
 	watch     hutchv1connect.WatchServiceClient
 	egress    hutchv1connect.EgressServiceClient
+	code      hutchv1connect.CodeServiceClient
 }
 
 // Option configures a Client.
@@ -85,6 +86,7 @@ func New(baseURL string, opts ...Option) *Client {
 		terminals: hutchv1connect.NewTerminalServiceClient(hc, base, copts...),
 		watch:     hutchv1connect.NewWatchServiceClient(hc, base, copts...),
 		egress:    hutchv1connect.NewEgressServiceClient(hc, base, copts...),
+		code:      hutchv1connect.NewCodeServiceClient(hc, base, copts...),
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package agent is the in-sandbox server: PID 1 of every sandbox, serving
-// the daemon over a unix socket with exec, terminal, file and watch
+// the daemon over a unix socket with exec, terminal, file, watch and code
 // services, reaping every process in the sandbox.
 package agent
 
@@ -21,6 +21,7 @@ import (
 
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agent/files"
+	"github.com/hutch-sh/hutch/internal/agent/kernel"
 	"github.com/hutch-sh/hutch/internal/agent/proc"
 	"github.com/hutch-sh/hutch/internal/agent/tunnel"
 	"github.com/hutch-sh/hutch/internal/agent/watch"
@@ -72,6 +73,8 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	mux.Handle("/v1/files", fs.ContentHandler())
 	watches := watch.New(log, fs, watch.Options{})
 	mux.Handle(hutchv1connect.NewWatchServiceHandler(watches, opts...))
+	kernels := kernel.New(log, procs, o.Workdir, filepath.Join(os.TempDir(), "hutch-kernels"), proc.KeepAliveInterval)
+	mux.Handle(hutchv1connect.NewCodeServiceHandler(kernels, opts...))
 	mux.Handle(tunnel.Path, tunnel.Handler{Host: "127.0.0.1", Log: log})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
@@ -90,6 +93,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	kernels.Close()
 	procs.Close()
 	if os.Getpid() == 1 {
 		stopAll()

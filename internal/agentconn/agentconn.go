@@ -27,6 +27,7 @@ type Conn struct {
 	Files    hutchv1connect.FileServiceClient
 	Terminal hutchv1connect.TerminalServiceClient
 	Watch    hutchv1connect.WatchServiceClient
+	Code     hutchv1connect.CodeServiceClient
 	socket   string
 }
 
@@ -51,6 +52,7 @@ func New(socket string) *Conn {
 		Files:    hutchv1connect.NewFileServiceClient(hc, BaseURL, opts...),
 		Terminal: hutchv1connect.NewTerminalServiceClient(hc, BaseURL, opts...),
 		Watch:    hutchv1connect.NewWatchServiceClient(hc, BaseURL, opts...),
+		Code:     hutchv1connect.NewCodeServiceClient(hc, BaseURL, opts...),
 		socket:   socket,
 	}
 }

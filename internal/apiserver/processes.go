@@ -29,25 +29,10 @@ func (h *processes) Exec(ctx context.Context, req *connect.Request[hutchv1.ExecR
 	if err != nil {
 		return h.s.agentError(name, err)
 	}
-	defer in.Close()
-	exited := false
-	for in.Receive() {
-		ev := in.Msg()
-		if _, ok := ev.Event.(*hutchv1.ExecEvent_Exit); ok {
-			exited = true
-		}
-		if err := out.Send(ev); err != nil {
-			return err
-		}
-	}
-	if err := in.Err(); err != nil {
-		return h.s.agentError(name, err)
-	}
-	if !exited {
-		h.s.sb.MarkBroken(name)
-		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("sandbox %q: the agent's stream ended without an exit status", name))
-	}
-	return nil
+	return relayStream(h.s, name, in, out.Send, func(ev *hutchv1.ExecEvent) bool {
+		_, ok := ev.Event.(*hutchv1.ExecEvent_Exit)
+		return ok
+	}, "without an exit status")
 }
 
 func (h *processes) WriteStdin(ctx context.Context, req *connect.Request[hutchv1.WriteStdinRequest]) (*connect.Response[hutchv1.WriteStdinResponse], error) {

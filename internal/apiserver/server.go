@@ -84,6 +84,7 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.Handle(hutchv1connect.ProcessServiceExecProcedure, s.execRelay(procHandler))
 	s.mux.Handle(hutchv1connect.NewFileServiceHandler(&fileService{s}, opts...))
 	s.mux.Handle(hutchv1connect.NewWatchServiceHandler(&watches{s}, opts...))
+	s.mux.Handle(hutchv1connect.NewCodeServiceHandler(&codeService{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
 	s.mux.Handle(hutchv1connect.NewTerminalServiceHandler(&terminals{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/terminals/{id}", s.terminalSocket)

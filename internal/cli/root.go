@@ -65,7 +65,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCmd(e), newExecCmd(e), newLsCmd(e), newStatusCmd(e), newRmCmd(e), newCpCmd(e), newImageCmd(e),
-		newStartCmd(e), newPsCmd(e), newLogsCmd(e), newKillCmd(e), newWaitCmd(e), newExposeCmd(e), newSessionCmd(e), newCloneCmd(e), newShellCmd(e), newWatchCmd(e),
+		newStartCmd(e), newPsCmd(e), newLogsCmd(e), newKillCmd(e), newWaitCmd(e), newExposeCmd(e), newSessionCmd(e), newCloneCmd(e), newShellCmd(e), newWatchCmd(e), newRunCmd(e),
 		newSecretCmd(e), newPolicyCmd(e), newEgressCmd(e),
 	)
 	err := root.ExecuteContext(ctx)

@@ -161,6 +161,9 @@ func (s *Store) mmdebstrap(ctx context.Context, r Recipe, work, out string, rep 
 	if len(r.Packages) > 0 {
 		args = append(args, "--include="+strings.Join(r.Packages, ","))
 	}
+	if len(r.Npm) > 0 {
+		args = append(args, npmHooks(r.Npm)...)
+	}
 	args = append(args, r.Suite, out, r.Mirror)
 	fmt.Fprintf(logf, "# mmdebstrap %s\n", strings.Join(args, " "))
 
@@ -203,6 +206,17 @@ func (s *Store) mmdebstrap(ctx context.Context, r Recipe, work, out string, rep 
 		return fmt.Errorf("mmdebstrap: %v (full log in %s):\n%s", err, logf.Name(), strings.Join(tail, "\n"))
 	}
 	return nil
+}
+
+// npmHooks install npm packages with the image's own npm. npm verifies TLS
+// with the build host's CA bundle (copied in for the install, then removed),
+// so a host behind an intercepting proxy with its own CA can build too.
+func npmHooks(pkgs []string) []string {
+	return []string{
+		`--customize-hook=cp /etc/ssl/certs/ca-certificates.crt "$1/tmp/hutch-build-ca.crt" 2>/dev/null || cp "$1/etc/ssl/certs/ca-certificates.crt" "$1/tmp/hutch-build-ca.crt"`,
+		`--customize-hook=chroot "$1" npm install --global --prefix /usr/local --cafile /tmp/hutch-build-ca.crt --no-audit --no-fund --no-update-notifier ` + strings.Join(pkgs, " "),
+		`--customize-hook=rm -f "$1/tmp/hutch-build-ca.crt" && rm -rf "$1/root/.npm"`,
+	}
 }
 
 // mmdebstrapPhase maps mmdebstrap's "I: ..." lines to the phases we show.

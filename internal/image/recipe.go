@@ -28,7 +28,10 @@ type Recipe struct {
 	Mirror   string   // e.g. http://deb.debian.org/debian
 	Variant  string   // mmdebstrap --variant
 	Packages []string // mmdebstrap --include
-	Env      []string // K=V, recorded as the image's environment
+	// Npm are npm packages (NAME@VERSION, pinned) installed globally under
+	// /usr/local by the image's own npm once the Debian packages are in.
+	Npm []string
+	Env []string // K=V, recorded as the image's environment
 }
 
 var (
@@ -36,14 +39,16 @@ var (
 	pkgRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$`)
 	suiteRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
 	envKeyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	npmRe    = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*@[0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+-]*$`)
 )
 
 // DefaultRecipe returns the embedded recipe of the default image.
 func DefaultRecipe() (Recipe, error) { return ParseRecipe(defaultRecipe) }
 
 // ParseRecipe parses a recipe file: one directive per line ("suite S",
-// "mirror URL", "variant V", "packages P..." (repeatable), "env K=V"
-// (repeatable)); "#" starts a comment.
+// "mirror URL", "variant V", "packages P..." (repeatable), "npm
+// NAME@VERSION..." (repeatable), "env K=V" (repeatable)); "#" starts a
+// comment.
 func ParseRecipe(b []byte) (Recipe, error) {
 	var r Recipe
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -72,6 +77,11 @@ func ParseRecipe(b []byte) (Recipe, error) {
 				return Recipe{}, bad("packages needs at least one name")
 			}
 			r.Packages = append(r.Packages, args...)
+		case "npm":
+			if len(args) == 0 {
+				return Recipe{}, bad("npm needs at least one NAME@VERSION")
+			}
+			r.Npm = append(r.Npm, args...)
 		case "env":
 			// The value may contain spaces: take the rest of the line.
 			kv := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "env"))
@@ -113,6 +123,14 @@ func (r Recipe) Validate() error {
 			return bad("package %q: not a Debian package name", p)
 		}
 	}
+	for _, p := range r.Npm {
+		if !npmRe.MatchString(p) {
+			return bad("npm package %q: want NAME@VERSION with an exact version", p)
+		}
+	}
+	if len(r.Npm) > 0 && !slices.Contains(r.Packages, "npm") {
+		return bad("npm packages need the Debian package npm in packages")
+	}
 	for _, e := range r.Env {
 		k, _, ok := strings.Cut(e, "=")
 		if !ok || !envKeyRe.MatchString(k) {
@@ -129,6 +147,9 @@ func (r Recipe) Canonical() []byte {
 	fmt.Fprintf(&b, "suite %s\nmirror %s\nvariant %s\n", r.Suite, r.Mirror, r.Variant)
 	if len(r.Packages) > 0 {
 		fmt.Fprintf(&b, "packages %s\n", strings.Join(r.Packages, " "))
+	}
+	if len(r.Npm) > 0 {
+		fmt.Fprintf(&b, "npm %s\n", strings.Join(r.Npm, " "))
 	}
 	for _, e := range r.Env {
 		fmt.Fprintf(&b, "env %s\n", e)

@@ -27,6 +27,13 @@ func TestParseRecipe(t *testing.T) {
 		{"full", "# c\n" + base + "packages aa b2  # trailing\npackages libstdc++6 python3.11\n\nenv A=1\nenv B=x y\n",
 			&Recipe{Suite: "bookworm", Mirror: "http://deb.debian.org/debian", Variant: "minbase",
 				Packages: []string{"aa", "b2", "libstdc++6", "python3.11"}, Env: []string{"A=1", "B=x y"}}},
+		{"npm", base + "packages nodejs npm\nnpm acorn@8.15.0 @scope/pkg@1.2.3-rc.1\n",
+			&Recipe{Suite: "bookworm", Mirror: "http://deb.debian.org/debian", Variant: "minbase",
+				Packages: []string{"nodejs", "npm"}, Npm: []string{"acorn@8.15.0", "@scope/pkg@1.2.3-rc.1"}}},
+		{"npm without npm", base + "npm acorn@8.15.0\n", nil},
+		{"npm unpinned", base + "packages npm\nnpm acorn\n", nil},
+		{"npm range", base + "packages npm\nnpm acorn@^8\n", nil},
+		{"npm option smuggled", base + "packages npm\nnpm --registry=http://x@1.0.0\n", nil},
 		{"missing suite", "mirror http://x/debian\nvariant minbase\n", nil},
 		{"missing mirror", "suite bookworm\nvariant minbase\n", nil},
 		{"bad variant", "suite bookworm\nmirror http://x/d\nvariant huge\n", nil},
@@ -52,7 +59,7 @@ func TestParseRecipe(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.Suite != tc.want.Suite || got.Mirror != tc.want.Mirror || got.Variant != tc.want.Variant ||
-				!slices.Equal(got.Packages, tc.want.Packages) || !slices.Equal(got.Env, tc.want.Env) {
+				!slices.Equal(got.Packages, tc.want.Packages) || !slices.Equal(got.Npm, tc.want.Npm) || !slices.Equal(got.Env, tc.want.Env) {
 				t.Errorf("got %+v, want %+v", got, *tc.want)
 			}
 			// The canonical form parses back to the same recipe.
