@@ -40,6 +40,7 @@ type Client struct {
 	process   hutchv1connect.ProcessServiceClient
 	files     hutchv1connect.FileServiceClient
 	terminals hutchv1connect.TerminalServiceClient
+	snapshots hutchv1connect.SnapshotServiceClient
 }
 
 // Option configures a Client.
@@ -81,6 +82,7 @@ func New(baseURL string, opts ...Option) *Client {
 		process:   hutchv1connect.NewProcessServiceClient(hc, base, copts...),
 		files:     hutchv1connect.NewFileServiceClient(hc, base, copts...),
 		terminals: hutchv1connect.NewTerminalServiceClient(hc, base, copts...),
+		snapshots: hutchv1connect.NewSnapshotServiceClient(hc, base, copts...),
 	}
 }
 

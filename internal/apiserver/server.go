@@ -83,6 +83,9 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.HandleFunc("/v1/sandboxes/{name}/files", s.requireKey(s.fileContent))
 	s.mux.Handle(hutchv1connect.NewTerminalServiceHandler(&terminals{s}, opts...))
 	s.mux.HandleFunc("/v1/sandboxes/{name}/terminals/{id}", s.terminalSocket)
+	if lc, ok := sb.(Lifecycle); ok {
+		s.mux.Handle(hutchv1connect.NewSnapshotServiceHandler(&snapshots{s: s, lc: lc}, opts...))
+	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -163,6 +166,8 @@ func stateProto(s manager.State) hutchv1.State {
 		return hutchv1.State_STATE_RUNNING
 	case manager.StateStopped:
 		return hutchv1.State_STATE_STOPPED
+	case manager.StateSleeping:
+		return hutchv1.State_STATE_SLEEPING
 	case manager.StateFailed:
 		return hutchv1.State_STATE_FAILED
 	}

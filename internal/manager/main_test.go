@@ -170,7 +170,7 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := New(context.Background(), slog.New(slog.DiscardHandler), Config{DataDir: e.data, AgentBinary: agentBin}, e.rt, defaultImage{cacheDir}, db)
+	m, err := New(context.Background(), slog.New(slog.DiscardHandler), Config{DataDir: e.data, AgentBinary: agentBin, IdleCheck: 50 * time.Millisecond}, e.rt, defaultImage{cacheDir}, db)
 	if err != nil {
 		db.Close()
 		e.t.Fatal(err)

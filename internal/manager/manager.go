@@ -34,6 +34,8 @@ type Config struct {
 	// Network connects each sandbox to the daemon's network; nil leaves
 	// sandboxes with loopback only.
 	Network Network
+	// IdleCheck is how often idle sandboxes are looked for (default 1s).
+	IdleCheck time.Duration
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -54,6 +56,9 @@ type Manager struct {
 	pool     *pool // nil when disabled
 	stopPool context.CancelFunc
 	poolDone chan struct{}
+
+	stopIdle context.CancelFunc
+	idleDone chan struct{}
 }
 
 // box is one sandbox. mu guards every field below it and is held across
@@ -64,6 +69,8 @@ type box struct {
 	conn    *agentconn.Conn
 	broken  bool // the agent did not answer: check the container on next use
 	removed bool // deleted while a caller waited on mu: look the name up again
+	// lastActive is when a call last used the sandbox (see sleep.go).
+	lastActive time.Time
 }
 
 // New loads the persisted sandboxes and reconciles them with the runtime:
@@ -72,6 +79,9 @@ type box struct {
 func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images Images, store Store) (*Manager, error) {
 	if cfg.AgentTimeout == 0 {
 		cfg.AgentTimeout = 10 * time.Second
+	}
+	if cfg.IdleCheck == 0 {
+		cfg.IdleCheck = time.Second
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, err
@@ -109,6 +119,10 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		m.poolDone = make(chan struct{})
 		go m.runPool(pctx, m.poolDone)
 	}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopIdle = cancel
+	m.idleDone = make(chan struct{})
+	go m.idleLoop(ictx, cfg.IdleCheck, m.idleDone)
 	return m, nil
 }
 
@@ -153,7 +167,7 @@ func (m *Manager) recover(ctx context.Context, b *box) {
 	if err := m.stop(ctx, b); err != nil {
 		log.Warn("clean up sandbox", "err", err)
 	}
-	if b.rec.State != StateFailed {
+	if b.rec.State != StateFailed && b.rec.State != StateSleeping {
 		b.rec.State = StateStopped
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
@@ -229,13 +243,18 @@ func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error
 }
 
 func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
+	b.lastActive = time.Now()
 	if b.conn != nil && !b.broken {
 		return b.rec, b.conn, false, nil
 	}
 	created := false
 	if b.rec.ID == "" {
+		if err := validSleepAfter(opts.SleepAfter); err != nil {
+			m.forget(b)
+			return Record{}, nil, false, err
+		}
 		if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
-			return m.adoptWarm(ctx, b, w)
+			return m.adoptWarm(ctx, b, w, opts)
 		}
 		if err := m.initRecord(ctx, b, opts); err != nil {
 			m.forget(b)
@@ -293,16 +312,18 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 		}
 	}
 	b.rec = Record{
-		Addr:      addr,
-		Name:      b.rec.Name,
-		ID:        id,
-		Image:     img.Image,
-		Runtime:   m.rt.Name(),
-		State:     StateCreating,
-		CreatedAt: time.Now().UTC(),
-		Limits:    limits,
-		Lowers:    img.Lowers,
-		Env:       img.Env,
+		Addr:       addr,
+		Name:       b.rec.Name,
+		ID:         id,
+		Image:      img.Image,
+		Runtime:    m.rt.Name(),
+		State:      StateCreating,
+		CreatedAt:  time.Now().UTC(),
+		Limits:     limits,
+		Lowers:     img.Lowers,
+		Env:        img.Env,
+		SleepAfter: opts.SleepAfter,
+		KeepAlive:  opts.KeepAlive,
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		m.release(b.rec)
@@ -312,11 +333,12 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 }
 
 // adoptWarm makes a pooled sandbox the sandbox b.
-func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm) (Record, *agentconn.Conn, bool, error) {
+func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
 	now := time.Now().UTC()
 	name := b.rec.Name
 	b.rec = w.rec
 	b.rec.Name = name
+	b.rec.SleepAfter, b.rec.KeepAlive = opts.SleepAfter, opts.KeepAlive
 	b.rec.CreatedAt, b.rec.StartedAt = now, now
 	b.conn = w.conn
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
@@ -432,6 +454,8 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 // Close stops the warm pool, removing its sandboxes, and drops agent
 // connections; named sandboxes keep running for the next daemon.
 func (m *Manager) Close() {
+	m.stopIdle()
+	<-m.idleDone
 	if m.stopPool != nil {
 		m.stopPool()
 		<-m.poolDone

@@ -19,6 +19,9 @@ const (
 	StateCreating State = "creating"
 	StateRunning  State = "running"
 	StateStopped  State = "stopped" // disk kept; starts again on next use
+	// StateSleeping: put to sleep when idle or asked; disk, env, ports and
+	// address kept; wakes on the next call.
+	StateSleeping State = "sleeping"
 	StateFailed   State = "failed"
 )
 
@@ -42,6 +45,24 @@ type Record struct {
 	// Addr is the sandbox's address on the daemon's network, kept for its
 	// whole life so it is the same after a restart or a wake.
 	Addr netip.Addr `json:"addr,omitzero"`
+	// SleepAfter is the idle time before the sandbox sleeps (0: the
+	// default); KeepAlive keeps it awake however idle.
+	SleepAfter time.Duration `json:"sleepAfter,omitempty"`
+	KeepAlive  bool          `json:"keepAlive,omitempty"`
+}
+
+// DefaultSleepAfter is how long a sandbox stays idle before it sleeps.
+const DefaultSleepAfter = 10 * time.Minute
+
+// MinSleepAfter is the shortest idle time a sandbox can be given.
+const MinSleepAfter = time.Second
+
+// IdleLimit is rec's effective idle time before sleep.
+func (r Record) IdleLimit() time.Duration {
+	if r.SleepAfter <= 0 {
+		return DefaultSleepAfter
+	}
+	return r.SleepAfter
 }
 
 // Rootfs is a resolved image.
@@ -99,4 +120,8 @@ const DefaultInstanceType = "basic"
 type CreateOptions struct {
 	Image        string
 	InstanceType string
+	SleepAfter   time.Duration // 0: DefaultSleepAfter
+	KeepAlive    bool
+	// FromSnapshot starts the sandbox with a snapshot's disk.
+	FromSnapshot string
 }

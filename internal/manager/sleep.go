@@ -1,0 +1,185 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hutch-sh/hutch/internal/errdefs"
+)
+
+// Sleep: a sandbox idle for its SleepAfter (no call on it, and no request,
+// stream, terminal or preview connection open through its agent) is
+// stopped: its processes end and its memory and CPU are freed, while its
+// disk, env, exposed ports with their tokens and its address stay. Any later
+// call wakes it through ensureLocked, which serialises concurrent wakes on
+// the box's lock so they share one start. Reading a sandbox's status is not
+// activity: looking at a sandbox neither wakes it nor keeps it awake.
+
+// SleepInfo is what a sandbox's sleep looks like now.
+type SleepInfo struct {
+	Sleeping   bool
+	SleepAfter time.Duration
+	KeepAlive  bool
+	SleepsAt   time.Time // zero while sleeping, kept alive or active
+	Active     int64     // requests and streams open through its agent
+}
+
+// idleLoop puts idle sandboxes to sleep until ctx ends.
+func (m *Manager) idleLoop(ctx context.Context, every time.Duration, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			m.sleepIdle(ctx, now)
+		}
+	}
+}
+
+func (m *Manager) sleepIdle(ctx context.Context, now time.Time) {
+	m.mu.Lock()
+	boxes := make([]*box, 0, len(m.boxes))
+	for _, b := range m.boxes {
+		boxes = append(boxes, b)
+	}
+	m.mu.Unlock()
+	for _, b := range boxes {
+		if !b.mu.TryLock() {
+			continue // busy starting, stopping or snapshotting: not idle
+		}
+		if at := m.sleepsAt(b); !at.IsZero() && !now.Before(at) {
+			if err := m.sleepLocked(ctx, b); err != nil {
+				m.log.Warn("put idle sandbox to sleep", "sandbox", b.rec.Name, "err", err)
+			} else {
+				m.log.Info("idle sandbox asleep", "sandbox", b.rec.Name, "idle", b.rec.IdleLimit())
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// sleepsAt is when b sleeps if nothing happens; zero if it is not running,
+// is kept alive, or has something open. b.mu is held.
+func (m *Manager) sleepsAt(b *box) time.Time {
+	if b.removed || b.conn == nil || b.broken || b.rec.KeepAlive || b.rec.State != StateRunning {
+		return time.Time{}
+	}
+	if b.conn.Active() > 0 {
+		return time.Time{}
+	}
+	last := b.lastActive
+	if l := b.conn.LastActive(); l.After(last) {
+		last = l
+	}
+	return last.Add(b.rec.IdleLimit())
+}
+
+// Sleep puts sandbox name to sleep now, ending whatever runs in it.
+func (m *Manager) Sleep(ctx context.Context, name string) (SleepInfo, error) {
+	b, err := m.existing(name)
+	if err != nil {
+		return SleepInfo{}, err
+	}
+	defer b.mu.Unlock()
+	if err := m.sleepLocked(ctx, b); err != nil {
+		return SleepInfo{}, err
+	}
+	return m.sleepInfo(b), nil
+}
+
+func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
+	if b.rec.State == StateSleeping && b.conn == nil {
+		return nil
+	}
+	if err := m.stop(ctx, b); err != nil {
+		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
+	}
+	b.broken = false
+	b.rec.State = StateSleeping
+	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
+	}
+	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID)
+	return nil
+}
+
+// ConfigureSleep changes when sandbox name sleeps; nil leaves a setting as
+// it is.
+func (m *Manager) ConfigureSleep(name string, sleepAfter *time.Duration, keepAlive *bool) (SleepInfo, error) {
+	if sleepAfter != nil {
+		if err := validSleepAfter(*sleepAfter); err != nil {
+			return SleepInfo{}, err
+		}
+	}
+	b, err := m.existing(name)
+	if err != nil {
+		return SleepInfo{}, err
+	}
+	defer b.mu.Unlock()
+	rec := b.rec
+	if sleepAfter != nil {
+		rec.SleepAfter = *sleepAfter
+	}
+	if keepAlive != nil {
+		rec.KeepAlive = *keepAlive
+	}
+	if err := m.store.Put(rec.Name, rec); err != nil {
+		return SleepInfo{}, err
+	}
+	b.rec = rec
+	return m.sleepInfo(b), nil
+}
+
+// GetSleep reports sandbox name's sleep state without waking it.
+func (m *Manager) GetSleep(name string) (SleepInfo, error) {
+	b, err := m.existing(name)
+	if err != nil {
+		return SleepInfo{}, err
+	}
+	defer b.mu.Unlock()
+	return m.sleepInfo(b), nil
+}
+
+func (m *Manager) sleepInfo(b *box) SleepInfo {
+	si := SleepInfo{
+		Sleeping:   b.rec.State == StateSleeping,
+		SleepAfter: b.rec.IdleLimit(),
+		KeepAlive:  b.rec.KeepAlive,
+		SleepsAt:   m.sleepsAt(b),
+	}
+	if b.conn != nil {
+		si.Active = b.conn.Active()
+	}
+	return si
+}
+
+func validSleepAfter(d time.Duration) error {
+	if d != 0 && d < MinSleepAfter {
+		return fmt.Errorf("sleepAfter %s: must be at least %s: %w", d, MinSleepAfter, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// existing returns the box of an existing sandbox with its lock held.
+func (m *Manager) existing(name string) (*box, error) {
+	for {
+		b, err := m.lookup(name, false)
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		if b.removed {
+			b.mu.Unlock()
+			continue
+		}
+		if b.rec.ID == "" {
+			b.mu.Unlock()
+			return nil, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
+		}
+		return b, nil
+	}
+}
