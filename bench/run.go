@@ -70,6 +70,14 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if cfg.only == "terminal" {
 		return measureTerminal(ctx, d.client, cfg, w)
 	}
+	if cfg.only == "snapshot" {
+		sr, err := measureSnapshots(ctx, d.client)
+		if err != nil {
+			return err
+		}
+		sr.writeTable(w)
+		return nil
+	}
 	res, err := measure(ctx, d.client, cfg, filepath.Join(tmp, "floor"))
 	if err != nil {
 		return err
@@ -77,10 +85,15 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if res.CreateCold, err = benchColdCreate(ctx, cfg, tmp); err != nil {
 		return fmt.Errorf("cold create: %w", err)
 	}
+	sr, err := measureSnapshots(ctx, d.client)
+	if err != nil {
+		return fmt.Errorf("sleep and snapshots: %w", err)
+	}
 	if cfg.json {
 		return res.writeJSON(w)
 	}
 	res.writeTable(w)
+	sr.writeTable(w)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/snapshot"
 	"github.com/hutch-sh/hutch/internal/store"
 )
 
@@ -100,7 +101,11 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 			log.Warn("close sandbox network", "err", err)
 		}
 	}()
-	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw}, rt, imageResolver{images}, db)
+	snaps, err := snapshot.Open(filepath.Join(cfg.DataDir, "snapshots"), log)
+	if err != nil {
+		return err
+	}
+	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, Snapshots: snaps}, rt, imageResolver{images}, db)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -36,6 +35,8 @@ type Config struct {
 	Network Network
 	// IdleCheck is how often idle sandboxes are looked for (default 1s).
 	IdleCheck time.Duration
+	// Snapshots stores snapshots; nil disables them.
+	Snapshots Snapshots
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -59,6 +60,10 @@ type Manager struct {
 
 	stopIdle context.CancelFunc
 	idleDone chan struct{}
+
+	// snapMu orders snapshot deletion and GC against sandboxes being
+	// created from snapshots.
+	snapMu sync.Mutex
 }
 
 // box is one sandbox. mu guards every field below it and is held across
@@ -87,15 +92,7 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		return nil, err
 	}
 	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, net: cfg.Network, boxes: make(map[string]*box), cgroupParent: CgroupParent(cfg.DataDir)}
-	var recs []Record
-	err := store.Each(func(_ string, raw []byte) error {
-		var r Record
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
-		}
-		recs = append(recs, r)
-		return nil
-	})
+	recs, err := m.records()
 	if err != nil {
 		return nil, fmt.Errorf("load sandboxes: %w", err)
 	}
@@ -300,7 +297,15 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 	if !ok {
 		return fmt.Errorf("instance type %q: unknown (have lite, basic, standard): %w", it, errdefs.ErrInvalidArgument)
 	}
-	img, err := m.images.Resolve(ctx, opts.Image)
+	var img Rootfs
+	var err error
+	if opts.FromSnapshot != "" {
+		m.snapMu.Lock()
+		defer m.snapMu.Unlock()
+		img, err = m.fromSnapshot(opts.FromSnapshot, opts.Image)
+	} else {
+		img, err = m.images.Resolve(ctx, opts.Image)
+	}
 	if err != nil {
 		return err
 	}
@@ -312,18 +317,19 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 		}
 	}
 	b.rec = Record{
-		Addr:       addr,
-		Name:       b.rec.Name,
-		ID:         id,
-		Image:      img.Image,
-		Runtime:    m.rt.Name(),
-		State:      StateCreating,
-		CreatedAt:  time.Now().UTC(),
-		Limits:     limits,
-		Lowers:     img.Lowers,
-		Env:        img.Env,
-		SleepAfter: opts.SleepAfter,
-		KeepAlive:  opts.KeepAlive,
+		Addr:         addr,
+		Name:         b.rec.Name,
+		ID:           id,
+		Image:        img.Image,
+		Runtime:      m.rt.Name(),
+		State:        StateCreating,
+		CreatedAt:    time.Now().UTC(),
+		Limits:       limits,
+		Lowers:       img.Lowers,
+		Env:          img.Env,
+		SleepAfter:   opts.SleepAfter,
+		KeepAlive:    opts.KeepAlive,
+		FromSnapshot: opts.FromSnapshot,
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		m.release(b.rec)
@@ -428,11 +434,20 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.removed || b.rec.ID == "" {
+		b.mu.Unlock()
 		return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
 	}
-	return m.removeLocked(ctx, b)
+	fromSnapshot := b.rec.FromSnapshot != ""
+	err = m.removeLocked(ctx, b)
+	b.mu.Unlock()
+	if err == nil && fromSnapshot {
+		// Its layers may be the last use of a deleted snapshot's.
+		if err := m.collect(ctx); err != nil {
+			m.log.Warn("snapshot gc", "err", err)
+		}
+	}
+	return err
 }
 
 func (m *Manager) removeLocked(ctx context.Context, b *box) error {

@@ -30,12 +30,20 @@ func (m *Manager) idleLoop(ctx context.Context, every time.Duration, done chan<-
 	defer close(done)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var collected time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			m.sleepIdle(ctx, now)
+			if now.Sub(collected) >= time.Minute {
+				// Expired snapshots go; unused layers with them.
+				collected = now
+				if err := m.collect(ctx); err != nil {
+					m.log.Warn("snapshot gc", "err", err)
+				}
+			}
 		}
 	}
 }

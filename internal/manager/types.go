@@ -49,6 +49,8 @@ type Record struct {
 	// default); KeepAlive keeps it awake however idle.
 	SleepAfter time.Duration `json:"sleepAfter,omitempty"`
 	KeepAlive  bool          `json:"keepAlive,omitempty"`
+	// FromSnapshot is the snapshot the sandbox was created from.
+	FromSnapshot string `json:"fromSnapshot,omitempty"`
 }
 
 // DefaultSleepAfter is how long a sandbox stays idle before it sleeps.

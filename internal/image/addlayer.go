@@ -1,0 +1,53 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// AddLayer unpacks an uncompressed layer tar whose digest is not known in
+// advance (a snapshot being captured) and stores it under the digest of
+// what it read. A layer with that digest already stored is kept and the new
+// copy dropped. The layer dir appears only once complete.
+func (s *Store) AddLayer(ctx context.Context, r io.Reader) (diffID string, size int64, err error) {
+	work, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "layer-")
+	if err != nil {
+		return "", 0, fmt.Errorf("add layer: %w", err)
+	}
+	defer removeAll(work) //nolint:errcheck // best effort; Open retries stale dirs
+	dir := filepath.Join(work, "rootfs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", 0, fmt.Errorf("add layer: %w", err)
+	}
+	h := sha256.New()
+	tee := io.TeeReader(r, h)
+	size, err = unpackTar(ctx, bufio.NewReaderSize(tee, 1<<20), dir)
+	if err != nil {
+		return "", 0, fmt.Errorf("add layer: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return "", 0, fmt.Errorf("add layer: %w", err)
+	}
+	diffID = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if _, err := os.Stat(s.layerDir(diffID)); err == nil {
+		return diffID, s.layerSize(diffID[len("sha256:"):]), nil
+	}
+	if err := s.commitLayer(dir, diffID, size); err != nil {
+		return "", 0, err
+	}
+	return diffID, size, nil
+}
+
+// LayerDir returns where the unpacked layer diffID lives.
+func (s *Store) LayerDir(diffID string) (string, error) {
+	if _, err := parseDiffID(diffID); err != nil {
+		return "", err
+	}
+	return s.layerDir(diffID), nil
+}

@@ -1,0 +1,212 @@
+// Package snapshot keeps snapshots of sandbox disks: each is an immutable
+// record naming a content-addressed layer (the sandbox's upper dir at the
+// time, captured as an OCI layer) stacked on the layers it was taken over.
+package snapshot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/image"
+)
+
+// Snapshot is the record of one snapshot.
+type Snapshot struct {
+	ID      string `json:"id"`
+	Sandbox string `json:"sandbox"` // the sandbox it was taken of
+	Image   string `json:"image"`
+	// Layer is the digest of the snapshot's own layer; Lowers the overlay
+	// lower dirs of a sandbox started from it, top (its own layer) first.
+	Layer     string    `json:"layer"`
+	Lowers    []string  `json:"lowers"`
+	Env       []string  `json:"env"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+}
+
+// Expired reports whether s's TTL has run out by now.
+func (s Snapshot) Expired(now time.Time) bool {
+	return !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt)
+}
+
+// Store keeps snapshot records and layers under one directory:
+//
+//	<dir>/records/<id>.json   one snapshot
+//	<dir>/layers/...           its layers, an image.Store of layers only
+type Store struct {
+	dir    string
+	layers *image.Store
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "records"), 0o700); err != nil {
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	layers, err := image.Open(filepath.Join(dir, "layers"), log)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	return &Store{dir: dir, layers: layers}, nil
+}
+
+// Capture stores dir (an overlay upper dir) as a layer and returns its
+// digest, its unpacked dir and size. The caller keeps dir still meanwhile.
+func (s *Store) Capture(ctx context.Context, dir string) (diffID, layerDir string, size int64, err error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(WriteLayer(ctx, pw, dir)) }()
+	diffID, size, err = s.layers.AddLayer(ctx, pr)
+	pr.CloseWithError(errors.New("capture ended")) // unblocks the writer on failure
+	if err != nil {
+		return "", "", 0, fmt.Errorf("capture %s: %w", dir, err)
+	}
+	layerDir, err = s.layers.LayerDir(diffID)
+	return diffID, layerDir, size, err
+}
+
+var idRe = regexp.MustCompile(`^sn-[0-9a-f]{12}$`)
+
+// NewID returns a fresh snapshot id.
+func NewID() string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return "sn-" + hex.EncodeToString(r[:])
+}
+
+func (s *Store) path(id string) (string, error) {
+	if !idRe.MatchString(id) {
+		return "", fmt.Errorf("snapshot id %q: want sn- and 12 hex digits: %w", id, errdefs.ErrInvalidArgument)
+	}
+	return filepath.Join(s.dir, "records", id+".json"), nil
+}
+
+// Put writes rec atomically; once Put returns, the snapshot exists.
+func (s *Store) Put(rec Snapshot) error {
+	p, err := s.path(rec.ID)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write snapshot %s: %w", rec.ID, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write snapshot %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Get returns snapshot id.
+func (s *Store) Get(id string) (Snapshot, error) {
+	p, err := s.path(id)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return Snapshot{}, fmt.Errorf("snapshot %q: %w", id, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return Snapshot{}, err
+	}
+	var rec Snapshot
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot %q: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return rec, nil
+}
+
+// List returns every snapshot, oldest first.
+func (s *Store) List() ([]Snapshot, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "records"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Snapshot
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !idRe.MatchString(id) {
+			continue
+		}
+		rec, err := s.Get(id)
+		if err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// Delete removes snapshot id's record; its layers go at the next GC.
+func (s *Store) Delete(id string) error {
+	p, err := s.path(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("snapshot %q: %w", id, errdefs.ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}
+
+// GC removes the layers that no snapshot and no dir in inUse (lower dirs
+// of existing sandboxes) stands on.
+func (s *Store) GC(ctx context.Context, inUse []string) ([]string, error) {
+	recs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	keepDir := map[string]bool{}
+	for _, d := range inUse {
+		keepDir[d] = true
+	}
+	for _, r := range recs {
+		for _, d := range r.Lowers {
+			keepDir[d] = true
+		}
+	}
+	var keep []string
+	for d := range keepDir {
+		if filepath.Dir(d) == filepath.Join(s.dir, "layers", "layers", "sha256") {
+			keep = append(keep, "sha256:"+filepath.Base(d))
+		}
+	}
+	return s.layers.GC(ctx, keep...)
+}
