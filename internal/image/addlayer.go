@@ -51,3 +51,9 @@ func (s *Store) LayerDir(diffID string) (string, error) {
 	}
 	return s.layerDir(diffID), nil
 }
+
+// EnsureLayer stores the layer tar r as diffID unless it is stored already,
+// failing (and storing nothing) when r's content has another digest.
+func (s *Store) EnsureLayer(ctx context.Context, diffID string, r io.Reader) (int64, error) {
+	return s.ensureLayer(ctx, diffID, func() (io.ReadCloser, error) { return io.NopCloser(r), nil }, nil)
+}

@@ -30,8 +30,10 @@ type Snapshot struct {
 	Image   string `json:"image"`
 	// Layer is the digest of the snapshot's own layer; Lowers the overlay
 	// lower dirs of a sandbox started from it, top (its own layer) first.
-	Layer     string    `json:"layer"`
-	Lowers    []string  `json:"lowers"`
+	Layer  string   `json:"layer"`
+	Lowers []string `json:"lowers"`
+	// Depth is how many of Lowers are snapshot layers (set when pushed).
+	Depth     int       `json:"depth,omitempty"`
 	Env       []string  `json:"env"`
 	Size      int64     `json:"size"`
 	CreatedAt time.Time `json:"createdAt"`
