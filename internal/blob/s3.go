@@ -50,6 +50,8 @@ func OpenS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
 		Secure: !cfg.Insecure,
 		Region: cfg.Region,
+		// A server that is down fails a call in about a second, not ten.
+		MaxRetries: 3,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 blob store %s: %v: %w", cfg.Endpoint, err, errdefs.ErrInvalidArgument)
@@ -82,6 +84,8 @@ func (s *S3) key(key string) (string, error) {
 func (s *S3) err(op string, err error) error {
 	resp := minio.ToErrorResponse(err)
 	switch resp.Code {
+	case "InvalidBucketName", "XMinioInvalidObjectName":
+		return fmt.Errorf("%s: %s: %w", op, resp.Message, errdefs.ErrInvalidArgument)
 	case "NoSuchKey", "NoSuchBucket":
 		return fmt.Errorf("%s: %s: %w", op, resp.Message, errdefs.ErrNotFound)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken":

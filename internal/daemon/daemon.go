@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/apiserver"
+	"github.com/hutch-sh/hutch/internal/blob"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/image"
 	"github.com/hutch-sh/hutch/internal/manager"
@@ -42,6 +43,10 @@ type Config struct {
 	// PreviewDomain is the domain of preview URLs ({port}-{name}-{token}.DOMAIN);
 	// "localhost" by default, which browsers resolve to this machine.
 	PreviewDomain string
+	// Blobs, when set, is a blob store location (a directory, or
+	// s3://HOST:PORT/BUCKET[/PREFIX]) that snapshots are pushed to and
+	// pulled from, so that any node sharing it can fork them.
+	Blobs string
 	// Progress receives image build progress; Ready is called with the
 	// address once the daemon accepts work.
 	Progress io.Writer
@@ -105,7 +110,15 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, Snapshots: snaps}, rt, imageResolver{images}, db)
+	mcfg := manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, Snapshots: snaps}
+	if cfg.Blobs != "" {
+		bs, err := blob.Open(ctx, cfg.Blobs)
+		if err != nil {
+			return fmt.Errorf("blob store: %w", err)
+		}
+		mcfg.Remote = snapshot.Remote{Local: snaps, Blobs: bs}
+	}
+	m, err := manager.New(ctx, log, mcfg, rt, imageResolver{images}, db)
 	if err != nil {
 		return err
 	}

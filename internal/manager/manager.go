@@ -37,6 +37,8 @@ type Config struct {
 	IdleCheck time.Duration
 	// Snapshots stores snapshots; nil disables them.
 	Snapshots Snapshots
+	// Remote, when set, is where snapshots are pushed and pulled from.
+	Remote Remote
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -302,7 +304,7 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 	if opts.FromSnapshot != "" {
 		m.snapMu.Lock()
 		defer m.snapMu.Unlock()
-		img, err = m.fromSnapshot(opts.FromSnapshot, opts.Image)
+		img, err = m.fromSnapshot(ctx, opts.FromSnapshot, opts.Image)
 	} else {
 		img, err = m.images.Resolve(ctx, opts.Image)
 	}

@@ -32,6 +32,16 @@ type Snapshots interface {
 
 var _ Snapshots = (*snapshot.Store)(nil)
 
+// Remote pushes snapshots to a blob store shared by nodes, and pulls the
+// ones this node lacks.
+type Remote interface {
+	Push(ctx context.Context, id string) error
+	Pull(ctx context.Context, id string) (snapshot.Snapshot, error)
+	Forget(ctx context.Context, id string) error
+}
+
+var _ Remote = snapshot.Remote{}
+
 // MaxLowers bounds a sandbox's overlay lower layers: each fork of a fork
 // adds one, and one mount's options must fit in a page.
 const MaxLowers = 24
@@ -50,8 +60,26 @@ func (m *Manager) snapshots() (Snapshots, error) {
 }
 
 // Snapshot captures sandbox name's disk; it keeps running (or sleeping).
-// ttl 0 keeps the snapshot until it is deleted.
+// ttl 0 keeps the snapshot until it is deleted. With a remote store the
+// snapshot is pushed too, after the sandbox is thawed and unlocked; if the
+// push fails there is no snapshot.
 func (m *Manager) Snapshot(ctx context.Context, name string, ttl time.Duration) (snapshot.Snapshot, error) {
+	snap, err := m.capture(ctx, name, ttl)
+	if err != nil || m.cfg.Remote == nil {
+		return snap, err
+	}
+	t0 := time.Now()
+	if err := m.cfg.Remote.Push(ctx, snap.ID); err != nil {
+		if derr := m.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID); derr != nil {
+			m.log.Warn("drop snapshot that was not pushed", "snapshot", snap.ID, "err", derr)
+		}
+		return snapshot.Snapshot{}, fmt.Errorf("snapshot of %q: %w", name, err)
+	}
+	m.log.Info("snapshot pushed", "snapshot", snap.ID, "took", time.Since(t0).Round(time.Millisecond))
+	return snap, nil
+}
+
+func (m *Manager) capture(ctx context.Context, name string, ttl time.Duration) (snapshot.Snapshot, error) {
 	st, err := m.snapshots()
 	if err != nil {
 		return snapshot.Snapshot{}, err
@@ -175,6 +203,11 @@ func (m *Manager) DeleteSnapshot(ctx context.Context, id string) error {
 	if err := st.Delete(id); err != nil {
 		return err
 	}
+	if m.cfg.Remote != nil {
+		if err := m.cfg.Remote.Forget(ctx, id); err != nil {
+			return fmt.Errorf("delete snapshot %s from the blob store: %w", id, err)
+		}
+	}
 	return m.collectLocked(ctx, st, recs)
 }
 
@@ -218,12 +251,15 @@ func (m *Manager) collectLocked(ctx context.Context, st Snapshots, recs []Record
 
 // fromSnapshot resolves a new sandbox's root from snapshot id. m.snapMu is
 // held until the record is persisted, so a concurrent delete sees it.
-func (m *Manager) fromSnapshot(id, wantImage string) (Rootfs, error) {
+func (m *Manager) fromSnapshot(ctx context.Context, id, wantImage string) (Rootfs, error) {
 	st, err := m.snapshots()
 	if err != nil {
 		return Rootfs{}, err
 	}
 	snap, err := st.Get(id)
+	if errors.Is(err, errdefs.ErrNotFound) && m.cfg.Remote != nil {
+		snap, err = m.cfg.Remote.Pull(ctx, id)
+	}
 	if err != nil {
 		return Rootfs{}, err
 	}

@@ -164,3 +164,27 @@ func (s *Store) pullLayer(ctx context.Context, bs blob.Store, diffID string) err
 	}
 	return nil
 }
+
+// Remote is a snapshot store together with the blob store its snapshots
+// are pushed to and pulled from.
+type Remote struct {
+	Local *Store
+	Blobs blob.Store
+}
+
+// Push uploads snapshot id.
+func (r Remote) Push(ctx context.Context, id string) error { return r.Local.Push(ctx, r.Blobs, id) }
+
+// Pull downloads snapshot id.
+func (r Remote) Pull(ctx context.Context, id string) (Snapshot, error) {
+	return r.Local.Pull(ctx, r.Blobs, id)
+}
+
+// Forget deletes snapshot id's record from the blob store; its layers stay
+// for other snapshots that share them.
+func (r Remote) Forget(ctx context.Context, id string) error {
+	if _, err := r.Local.path(id); err != nil {
+		return err
+	}
+	return r.Blobs.Delete(ctx, recordKey(id))
+}
