@@ -41,6 +41,7 @@ type Client struct {
 	files     hutchv1connect.FileServiceClient
 	terminals hutchv1connect.TerminalServiceClient
 	snapshots hutchv1connect.SnapshotServiceClient
+	backups   hutchv1connect.BackupServiceClient
 }
 
 // Option configures a Client.
@@ -83,6 +84,7 @@ func New(baseURL string, opts ...Option) *Client {
 		files:     hutchv1connect.NewFileServiceClient(hc, base, copts...),
 		terminals: hutchv1connect.NewTerminalServiceClient(hc, base, copts...),
 		snapshots: hutchv1connect.NewSnapshotServiceClient(hc, base, copts...),
+		backups:   hutchv1connect.NewBackupServiceClient(hc, base, copts...),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/backup"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/preview"
@@ -52,6 +53,8 @@ type Config struct {
 	// http://{port}-{name}-{token}.{PreviewDomain}:{PreviewPort}/.
 	PreviewDomain string
 	PreviewPort   string
+	// Backups, when set, serves directory backups.
+	Backups *backup.Store
 }
 
 // Server is the API's http.Handler.
@@ -85,6 +88,9 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.HandleFunc("/v1/sandboxes/{name}/terminals/{id}", s.terminalSocket)
 	if lc, ok := sb.(Lifecycle); ok {
 		s.mux.Handle(hutchv1connect.NewSnapshotServiceHandler(&snapshots{s: s, lc: lc}, opts...))
+	}
+	if roots, ok := sb.(Roots); ok && cfg.Backups != nil {
+		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{roots: roots, st: cfg.Backups}, opts...))
 	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())

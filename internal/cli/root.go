@@ -66,7 +66,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.AddCommand(
 		newServeCmd(e), newExecCmd(e), newLsCmd(e), newStatusCmd(e), newRmCmd(e), newCpCmd(e), newImageCmd(e),
 		newStartCmd(e), newPsCmd(e), newLogsCmd(e), newKillCmd(e), newWaitCmd(e), newExposeCmd(e), newSessionCmd(e), newCloneCmd(e), newShellCmd(e),
-		newSleepCmd(e), newSnapshotCmd(e), newForkCmd(e),
+		newSleepCmd(e), newSnapshotCmd(e), newForkCmd(e), newBackupCmd(e), newRestoreCmd(e),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/apiserver"
+	"github.com/hutch-sh/hutch/internal/backup"
 	"github.com/hutch-sh/hutch/internal/blob"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/image"
@@ -111,12 +112,16 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return err
 	}
 	mcfg := manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, Snapshots: snaps}
+	// Backups go to the shared blob store when there is one, else to a
+	// directory of the data dir.
+	var bs blob.Store
 	if cfg.Blobs != "" {
-		bs, err := blob.Open(ctx, cfg.Blobs)
-		if err != nil {
+		if bs, err = blob.Open(ctx, cfg.Blobs); err != nil {
 			return fmt.Errorf("blob store: %w", err)
 		}
 		mcfg.Remote = snapshot.Remote{Local: snaps, Blobs: bs}
+	} else if bs, err = blob.OpenDir(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		return err
 	}
 	m, err := manager.New(ctx, log, mcfg, rt, imageResolver{images}, db)
 	if err != nil {
@@ -126,7 +131,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	srv := &http.Server{
-		Handler:           apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port}, log),
+		Handler:           apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port, Backups: backup.New(bs)}, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         new(http.Protocols),

@@ -57,3 +57,10 @@ func (s *Store) LayerDir(diffID string) (string, error) {
 func (s *Store) EnsureLayer(ctx context.Context, diffID string, r io.Reader) (int64, error) {
 	return s.ensureLayer(ctx, diffID, func() (io.ReadCloser, error) { return io.NopCloser(r), nil }, nil)
 }
+
+// Unpack extracts an uncompressed tar into dir, an empty directory no one
+// else writes to, with the same containment as layers: no entry resolves
+// outside dir. It returns the bytes of regular files written.
+func Unpack(ctx context.Context, r io.Reader, dir string) (int64, error) {
+	return unpackTar(ctx, r, dir)
+}

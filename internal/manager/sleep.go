@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
@@ -190,4 +191,24 @@ func (m *Manager) existing(name string) (*box, error) {
 		}
 		return b, nil
 	}
+}
+
+// Root wakes sandbox name if needed (creating it when create is set) and
+// returns the host path of its mounted root, held until release is called:
+// it neither sleeps nor goes away meanwhile.
+func (m *Manager) Root(ctx context.Context, name string, create bool) (root string, release func(), err error) {
+	if create {
+		if _, _, _, err := m.Ensure(ctx, name, CreateOptions{}); err != nil {
+			return "", nil, err
+		}
+	}
+	b, err := m.existing(name)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, _, _, err := m.ensureLocked(ctx, b, CreateOptions{}); err != nil {
+		b.mu.Unlock()
+		return "", nil, err
+	}
+	return filepath.Join(m.dir(b.rec.ID), "rootfs"), b.mu.Unlock, nil
 }

@@ -22,11 +22,20 @@ import (
 // store's unpacker turns them back into overlay whiteouts. Entries are
 // sorted and times kept, so equal trees give equal digests.
 func WriteLayer(ctx context.Context, w io.Writer, dir string) error {
+	return WriteTree(ctx, w, dir, nil)
+}
+
+// WriteTree is WriteLayer leaving out what skip returns true for (a dir
+// with everything in it); rel is slash-separated, relative to dir.
+func WriteTree(ctx context.Context, w io.Writer, dir string, skip func(rel string, isDir bool) bool) error {
 	tw := tar.NewWriter(w)
 	links := map[uint64]string{} // inode → first path, for hardlinks
 	err := walkSorted(dir, func(p, rel string, fi os.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if skip != nil && skip(rel, fi.IsDir()) {
+			return filepath.SkipDir
 		}
 		return writeEntry(tw, p, rel, fi, links)
 	})
@@ -52,7 +61,9 @@ func walkSorted(dir string, fn func(p, rel string, fi os.FileInfo) error) error 
 			if err != nil {
 				return err
 			}
-			if err := fn(cp, crel, fi); err != nil {
+			if err := fn(cp, crel, fi); err == filepath.SkipDir {
+				continue
+			} else if err != nil {
 				return err
 			}
 			if fi.IsDir() {

@@ -721,6 +721,459 @@ func (x *ForkResponse) GetSandboxes() []*Sandbox {
 	return nil
 }
 
+type Backup struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Sandbox string                 `protobuf:"bytes,3,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	Dir     string                 `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`
+	// Bytes of the archive before compression, and its sha256.
+	Size          int64                  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	Digest        string                 `protobuf:"bytes,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Backup) Reset() {
+	*x = Backup{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backup) ProtoMessage() {}
+
+func (x *Backup) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backup.ProtoReflect.Descriptor instead.
+func (*Backup) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Backup) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Backup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Backup) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *Backup) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *Backup) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Backup) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *Backup) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Backup) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type CreateBackupRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// Absolute directory inside the sandbox, e.g. /workspace.
+	Dir  string               `protobuf:"bytes,2,opt,name=dir,proto3" json:"dir,omitempty"`
+	Name string               `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Ttl  *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Glob patterns (path.Match) of paths relative to dir, or of base names.
+	Excludes []string `protobuf:"bytes,5,rep,name=excludes,proto3" json:"excludes,omitempty"`
+	// Also leave out what dir/.gitignore ignores.
+	Gitignore     bool `protobuf:"varint,6,opt,name=gitignore,proto3" json:"gitignore,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBackupRequest) Reset() {
+	*x = CreateBackupRequest{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBackupRequest) ProtoMessage() {}
+
+func (x *CreateBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBackupRequest.ProtoReflect.Descriptor instead.
+func (*CreateBackupRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateBackupRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *CreateBackupRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *CreateBackupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateBackupRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *CreateBackupRequest) GetExcludes() []string {
+	if x != nil {
+		return x.Excludes
+	}
+	return nil
+}
+
+func (x *CreateBackupRequest) GetGitignore() bool {
+	if x != nil {
+		return x.Gitignore
+	}
+	return false
+}
+
+type RestoreBackupRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Sandbox string                 `protobuf:"bytes,2,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// Empty: the directory the backup was taken of.
+	Dir           string `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBackupRequest) Reset() {
+	*x = RestoreBackupRequest{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBackupRequest) ProtoMessage() {}
+
+func (x *RestoreBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBackupRequest.ProtoReflect.Descriptor instead.
+func (*RestoreBackupRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RestoreBackupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RestoreBackupRequest) GetSandbox() string {
+	if x != nil {
+		return x.Sandbox
+	}
+	return ""
+}
+
+func (x *RestoreBackupRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+type RestoreBackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         int64                  `protobuf:"varint,1,opt,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBackupResponse) Reset() {
+	*x = RestoreBackupResponse{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBackupResponse) ProtoMessage() {}
+
+func (x *RestoreBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBackupResponse.ProtoReflect.Descriptor instead.
+func (*RestoreBackupResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RestoreBackupResponse) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+type ListBackupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsRequest) Reset() {
+	*x = ListBackupsRequest{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsRequest) ProtoMessage() {}
+
+func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{16}
+}
+
+type ListBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backups       []*Backup              `protobuf:"bytes,1,rep,name=backups,proto3" json:"backups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsResponse) Reset() {
+	*x = ListBackupsResponse{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsResponse) ProtoMessage() {}
+
+func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListBackupsResponse) GetBackups() []*Backup {
+	if x != nil {
+		return x.Backups
+	}
+	return nil
+}
+
+type DeleteBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupRequest) Reset() {
+	*x = DeleteBackupRequest{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupRequest) ProtoMessage() {}
+
+func (x *DeleteBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBackupRequest) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteBackupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteBackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupResponse) Reset() {
+	*x = DeleteBackupResponse{}
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupResponse) ProtoMessage() {}
+
+func (x *DeleteBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_snapshot_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteBackupResponse) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_snapshot_proto_rawDescGZIP(), []int{19}
+}
+
 var File_hutch_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_hutch_v1_snapshot_proto_rawDesc = "" +
@@ -777,7 +1230,37 @@ const file_hutch_v1_snapshot_proto_rawDesc = "" +
 	"keep_alive\x18\x05 \x01(\bR\tkeepAlive\"[\n" +
 	"\fForkResponse\x12\x1a\n" +
 	"\bsnapshot\x18\x01 \x01(\tR\bsnapshot\x12/\n" +
-	"\tsandboxes\x18\x02 \x03(\v2\x11.hutch.v1.SandboxR\tsandboxes2\xf0\x03\n" +
+	"\tsandboxes\x18\x02 \x03(\v2\x11.hutch.v1.SandboxR\tsandboxes\"\xfa\x01\n" +
+	"\x06Backup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\asandbox\x18\x03 \x01(\tR\asandbox\x12\x10\n" +
+	"\x03dir\x18\x04 \x01(\tR\x03dir\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06digest\x18\x06 \x01(\tR\x06digest\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xbc\x01\n" +
+	"\x13CreateBackupRequest\x12\x18\n" +
+	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x10\n" +
+	"\x03dir\x18\x02 \x01(\tR\x03dir\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12+\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1a\n" +
+	"\bexcludes\x18\x05 \x03(\tR\bexcludes\x12\x1c\n" +
+	"\tgitignore\x18\x06 \x01(\bR\tgitignore\"R\n" +
+	"\x14RestoreBackupRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\asandbox\x18\x02 \x01(\tR\asandbox\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\"-\n" +
+	"\x15RestoreBackupResponse\x12\x14\n" +
+	"\x05files\x18\x01 \x01(\x03R\x05files\"\x14\n" +
+	"\x12ListBackupsRequest\"A\n" +
+	"\x13ListBackupsResponse\x12*\n" +
+	"\abackups\x18\x01 \x03(\v2\x10.hutch.v1.BackupR\abackups\"%\n" +
+	"\x13DeleteBackupRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x16\n" +
+	"\x14DeleteBackupResponse2\xf0\x03\n" +
 	"\x0fSnapshotService\x124\n" +
 	"\x05Sleep\x12\x16.hutch.v1.SleepRequest\x1a\x13.hutch.v1.SleepInfo\x12F\n" +
 	"\x0eConfigureSleep\x12\x1f.hutch.v1.ConfigureSleepRequest\x1a\x13.hutch.v1.SleepInfo\x12:\n" +
@@ -785,7 +1268,12 @@ const file_hutch_v1_snapshot_proto_rawDesc = "" +
 	"\x0eCreateSnapshot\x12\x1f.hutch.v1.CreateSnapshotRequest\x1a\x12.hutch.v1.Snapshot\x12P\n" +
 	"\rListSnapshots\x12\x1e.hutch.v1.ListSnapshotsRequest\x1a\x1f.hutch.v1.ListSnapshotsResponse\x12S\n" +
 	"\x0eDeleteSnapshot\x12\x1f.hutch.v1.DeleteSnapshotRequest\x1a .hutch.v1.DeleteSnapshotResponse\x125\n" +
-	"\x04Fork\x12\x15.hutch.v1.ForkRequest\x1a\x16.hutch.v1.ForkResponseB0Z.github.com/hutch-sh/hutch/api/hutch/v1;hutchv1b\x06proto3"
+	"\x04Fork\x12\x15.hutch.v1.ForkRequest\x1a\x16.hutch.v1.ForkResponse2\xbd\x02\n" +
+	"\rBackupService\x12?\n" +
+	"\fCreateBackup\x12\x1d.hutch.v1.CreateBackupRequest\x1a\x10.hutch.v1.Backup\x12P\n" +
+	"\rRestoreBackup\x12\x1e.hutch.v1.RestoreBackupRequest\x1a\x1f.hutch.v1.RestoreBackupResponse\x12J\n" +
+	"\vListBackups\x12\x1c.hutch.v1.ListBackupsRequest\x1a\x1d.hutch.v1.ListBackupsResponse\x12M\n" +
+	"\fDeleteBackup\x12\x1d.hutch.v1.DeleteBackupRequest\x1a\x1e.hutch.v1.DeleteBackupResponseB0Z.github.com/hutch-sh/hutch/api/hutch/v1;hutchv1b\x06proto3"
 
 var (
 	file_hutch_v1_snapshot_proto_rawDescOnce sync.Once
@@ -799,7 +1287,7 @@ func file_hutch_v1_snapshot_proto_rawDescGZIP() []byte {
 	return file_hutch_v1_snapshot_proto_rawDescData
 }
 
-var file_hutch_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_hutch_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_hutch_v1_snapshot_proto_goTypes = []any{
 	(*SleepRequest)(nil),           // 0: hutch.v1.SleepRequest
 	(*ConfigureSleepRequest)(nil),  // 1: hutch.v1.ConfigureSleepRequest
@@ -813,39 +1301,59 @@ var file_hutch_v1_snapshot_proto_goTypes = []any{
 	(*DeleteSnapshotResponse)(nil), // 9: hutch.v1.DeleteSnapshotResponse
 	(*ForkRequest)(nil),            // 10: hutch.v1.ForkRequest
 	(*ForkResponse)(nil),           // 11: hutch.v1.ForkResponse
-	(*durationpb.Duration)(nil),    // 12: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
-	(*Sandbox)(nil),                // 14: hutch.v1.Sandbox
+	(*Backup)(nil),                 // 12: hutch.v1.Backup
+	(*CreateBackupRequest)(nil),    // 13: hutch.v1.CreateBackupRequest
+	(*RestoreBackupRequest)(nil),   // 14: hutch.v1.RestoreBackupRequest
+	(*RestoreBackupResponse)(nil),  // 15: hutch.v1.RestoreBackupResponse
+	(*ListBackupsRequest)(nil),     // 16: hutch.v1.ListBackupsRequest
+	(*ListBackupsResponse)(nil),    // 17: hutch.v1.ListBackupsResponse
+	(*DeleteBackupRequest)(nil),    // 18: hutch.v1.DeleteBackupRequest
+	(*DeleteBackupResponse)(nil),   // 19: hutch.v1.DeleteBackupResponse
+	(*durationpb.Duration)(nil),    // 20: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
+	(*Sandbox)(nil),                // 22: hutch.v1.Sandbox
 }
 var file_hutch_v1_snapshot_proto_depIdxs = []int32{
-	12, // 0: hutch.v1.ConfigureSleepRequest.sleep_after:type_name -> google.protobuf.Duration
-	12, // 1: hutch.v1.SleepInfo.sleep_after:type_name -> google.protobuf.Duration
-	13, // 2: hutch.v1.SleepInfo.sleeps_at:type_name -> google.protobuf.Timestamp
-	13, // 3: hutch.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
-	13, // 4: hutch.v1.Snapshot.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 5: hutch.v1.CreateSnapshotRequest.ttl:type_name -> google.protobuf.Duration
+	20, // 0: hutch.v1.ConfigureSleepRequest.sleep_after:type_name -> google.protobuf.Duration
+	20, // 1: hutch.v1.SleepInfo.sleep_after:type_name -> google.protobuf.Duration
+	21, // 2: hutch.v1.SleepInfo.sleeps_at:type_name -> google.protobuf.Timestamp
+	21, // 3: hutch.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
+	21, // 4: hutch.v1.Snapshot.expires_at:type_name -> google.protobuf.Timestamp
+	20, // 5: hutch.v1.CreateSnapshotRequest.ttl:type_name -> google.protobuf.Duration
 	4,  // 6: hutch.v1.ListSnapshotsResponse.snapshots:type_name -> hutch.v1.Snapshot
-	12, // 7: hutch.v1.ForkRequest.sleep_after:type_name -> google.protobuf.Duration
-	14, // 8: hutch.v1.ForkResponse.sandboxes:type_name -> hutch.v1.Sandbox
-	0,  // 9: hutch.v1.SnapshotService.Sleep:input_type -> hutch.v1.SleepRequest
-	1,  // 10: hutch.v1.SnapshotService.ConfigureSleep:input_type -> hutch.v1.ConfigureSleepRequest
-	2,  // 11: hutch.v1.SnapshotService.GetSleep:input_type -> hutch.v1.GetSleepRequest
-	5,  // 12: hutch.v1.SnapshotService.CreateSnapshot:input_type -> hutch.v1.CreateSnapshotRequest
-	6,  // 13: hutch.v1.SnapshotService.ListSnapshots:input_type -> hutch.v1.ListSnapshotsRequest
-	8,  // 14: hutch.v1.SnapshotService.DeleteSnapshot:input_type -> hutch.v1.DeleteSnapshotRequest
-	10, // 15: hutch.v1.SnapshotService.Fork:input_type -> hutch.v1.ForkRequest
-	3,  // 16: hutch.v1.SnapshotService.Sleep:output_type -> hutch.v1.SleepInfo
-	3,  // 17: hutch.v1.SnapshotService.ConfigureSleep:output_type -> hutch.v1.SleepInfo
-	3,  // 18: hutch.v1.SnapshotService.GetSleep:output_type -> hutch.v1.SleepInfo
-	4,  // 19: hutch.v1.SnapshotService.CreateSnapshot:output_type -> hutch.v1.Snapshot
-	7,  // 20: hutch.v1.SnapshotService.ListSnapshots:output_type -> hutch.v1.ListSnapshotsResponse
-	9,  // 21: hutch.v1.SnapshotService.DeleteSnapshot:output_type -> hutch.v1.DeleteSnapshotResponse
-	11, // 22: hutch.v1.SnapshotService.Fork:output_type -> hutch.v1.ForkResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 7: hutch.v1.ForkRequest.sleep_after:type_name -> google.protobuf.Duration
+	22, // 8: hutch.v1.ForkResponse.sandboxes:type_name -> hutch.v1.Sandbox
+	21, // 9: hutch.v1.Backup.created_at:type_name -> google.protobuf.Timestamp
+	21, // 10: hutch.v1.Backup.expires_at:type_name -> google.protobuf.Timestamp
+	20, // 11: hutch.v1.CreateBackupRequest.ttl:type_name -> google.protobuf.Duration
+	12, // 12: hutch.v1.ListBackupsResponse.backups:type_name -> hutch.v1.Backup
+	0,  // 13: hutch.v1.SnapshotService.Sleep:input_type -> hutch.v1.SleepRequest
+	1,  // 14: hutch.v1.SnapshotService.ConfigureSleep:input_type -> hutch.v1.ConfigureSleepRequest
+	2,  // 15: hutch.v1.SnapshotService.GetSleep:input_type -> hutch.v1.GetSleepRequest
+	5,  // 16: hutch.v1.SnapshotService.CreateSnapshot:input_type -> hutch.v1.CreateSnapshotRequest
+	6,  // 17: hutch.v1.SnapshotService.ListSnapshots:input_type -> hutch.v1.ListSnapshotsRequest
+	8,  // 18: hutch.v1.SnapshotService.DeleteSnapshot:input_type -> hutch.v1.DeleteSnapshotRequest
+	10, // 19: hutch.v1.SnapshotService.Fork:input_type -> hutch.v1.ForkRequest
+	13, // 20: hutch.v1.BackupService.CreateBackup:input_type -> hutch.v1.CreateBackupRequest
+	14, // 21: hutch.v1.BackupService.RestoreBackup:input_type -> hutch.v1.RestoreBackupRequest
+	16, // 22: hutch.v1.BackupService.ListBackups:input_type -> hutch.v1.ListBackupsRequest
+	18, // 23: hutch.v1.BackupService.DeleteBackup:input_type -> hutch.v1.DeleteBackupRequest
+	3,  // 24: hutch.v1.SnapshotService.Sleep:output_type -> hutch.v1.SleepInfo
+	3,  // 25: hutch.v1.SnapshotService.ConfigureSleep:output_type -> hutch.v1.SleepInfo
+	3,  // 26: hutch.v1.SnapshotService.GetSleep:output_type -> hutch.v1.SleepInfo
+	4,  // 27: hutch.v1.SnapshotService.CreateSnapshot:output_type -> hutch.v1.Snapshot
+	7,  // 28: hutch.v1.SnapshotService.ListSnapshots:output_type -> hutch.v1.ListSnapshotsResponse
+	9,  // 29: hutch.v1.SnapshotService.DeleteSnapshot:output_type -> hutch.v1.DeleteSnapshotResponse
+	11, // 30: hutch.v1.SnapshotService.Fork:output_type -> hutch.v1.ForkResponse
+	12, // 31: hutch.v1.BackupService.CreateBackup:output_type -> hutch.v1.Backup
+	15, // 32: hutch.v1.BackupService.RestoreBackup:output_type -> hutch.v1.RestoreBackupResponse
+	17, // 33: hutch.v1.BackupService.ListBackups:output_type -> hutch.v1.ListBackupsResponse
+	19, // 34: hutch.v1.BackupService.DeleteBackup:output_type -> hutch.v1.DeleteBackupResponse
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_hutch_v1_snapshot_proto_init() }
@@ -861,9 +1369,9 @@ func file_hutch_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_snapshot_proto_rawDesc), len(file_hutch_v1_snapshot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   20,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_hutch_v1_snapshot_proto_goTypes,
 		DependencyIndexes: file_hutch_v1_snapshot_proto_depIdxs,

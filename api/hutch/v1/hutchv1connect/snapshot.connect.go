@@ -28,6 +28,8 @@ const _ = connect.IsAtLeastVersion1_13_0
 const (
 	// SnapshotServiceName is the fully-qualified name of the SnapshotService service.
 	SnapshotServiceName = "hutch.v1.SnapshotService"
+	// BackupServiceName is the fully-qualified name of the BackupService service.
+	BackupServiceName = "hutch.v1.BackupService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -57,6 +59,18 @@ const (
 	SnapshotServiceDeleteSnapshotProcedure = "/hutch.v1.SnapshotService/DeleteSnapshot"
 	// SnapshotServiceForkProcedure is the fully-qualified name of the SnapshotService's Fork RPC.
 	SnapshotServiceForkProcedure = "/hutch.v1.SnapshotService/Fork"
+	// BackupServiceCreateBackupProcedure is the fully-qualified name of the BackupService's
+	// CreateBackup RPC.
+	BackupServiceCreateBackupProcedure = "/hutch.v1.BackupService/CreateBackup"
+	// BackupServiceRestoreBackupProcedure is the fully-qualified name of the BackupService's
+	// RestoreBackup RPC.
+	BackupServiceRestoreBackupProcedure = "/hutch.v1.BackupService/RestoreBackup"
+	// BackupServiceListBackupsProcedure is the fully-qualified name of the BackupService's ListBackups
+	// RPC.
+	BackupServiceListBackupsProcedure = "/hutch.v1.BackupService/ListBackups"
+	// BackupServiceDeleteBackupProcedure is the fully-qualified name of the BackupService's
+	// DeleteBackup RPC.
+	BackupServiceDeleteBackupProcedure = "/hutch.v1.BackupService/DeleteBackup"
 )
 
 // SnapshotServiceClient is a client for the hutch.v1.SnapshotService service.
@@ -299,4 +313,156 @@ func (UnimplementedSnapshotServiceHandler) DeleteSnapshot(context.Context, *conn
 
 func (UnimplementedSnapshotServiceHandler) Fork(context.Context, *connect.Request[v1.ForkRequest]) (*connect.Response[v1.ForkResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.SnapshotService.Fork is not implemented"))
+}
+
+// BackupServiceClient is a client for the hutch.v1.BackupService service.
+type BackupServiceClient interface {
+	CreateBackup(context.Context, *connect.Request[v1.CreateBackupRequest]) (*connect.Response[v1.Backup], error)
+	// Replaces the target directory's contents with the backup's: files
+	// written since are gone, and restoring twice gives the same result.
+	RestoreBackup(context.Context, *connect.Request[v1.RestoreBackupRequest]) (*connect.Response[v1.RestoreBackupResponse], error)
+	ListBackups(context.Context, *connect.Request[v1.ListBackupsRequest]) (*connect.Response[v1.ListBackupsResponse], error)
+	DeleteBackup(context.Context, *connect.Request[v1.DeleteBackupRequest]) (*connect.Response[v1.DeleteBackupResponse], error)
+}
+
+// NewBackupServiceClient constructs a client for the hutch.v1.BackupService service. By default, it
+// uses the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewBackupServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) BackupServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	backupServiceMethods := v1.File_hutch_v1_snapshot_proto.Services().ByName("BackupService").Methods()
+	return &backupServiceClient{
+		createBackup: connect.NewClient[v1.CreateBackupRequest, v1.Backup](
+			httpClient,
+			baseURL+BackupServiceCreateBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("CreateBackup")),
+			connect.WithClientOptions(opts...),
+		),
+		restoreBackup: connect.NewClient[v1.RestoreBackupRequest, v1.RestoreBackupResponse](
+			httpClient,
+			baseURL+BackupServiceRestoreBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("RestoreBackup")),
+			connect.WithClientOptions(opts...),
+		),
+		listBackups: connect.NewClient[v1.ListBackupsRequest, v1.ListBackupsResponse](
+			httpClient,
+			baseURL+BackupServiceListBackupsProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("ListBackups")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteBackup: connect.NewClient[v1.DeleteBackupRequest, v1.DeleteBackupResponse](
+			httpClient,
+			baseURL+BackupServiceDeleteBackupProcedure,
+			connect.WithSchema(backupServiceMethods.ByName("DeleteBackup")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// backupServiceClient implements BackupServiceClient.
+type backupServiceClient struct {
+	createBackup  *connect.Client[v1.CreateBackupRequest, v1.Backup]
+	restoreBackup *connect.Client[v1.RestoreBackupRequest, v1.RestoreBackupResponse]
+	listBackups   *connect.Client[v1.ListBackupsRequest, v1.ListBackupsResponse]
+	deleteBackup  *connect.Client[v1.DeleteBackupRequest, v1.DeleteBackupResponse]
+}
+
+// CreateBackup calls hutch.v1.BackupService.CreateBackup.
+func (c *backupServiceClient) CreateBackup(ctx context.Context, req *connect.Request[v1.CreateBackupRequest]) (*connect.Response[v1.Backup], error) {
+	return c.createBackup.CallUnary(ctx, req)
+}
+
+// RestoreBackup calls hutch.v1.BackupService.RestoreBackup.
+func (c *backupServiceClient) RestoreBackup(ctx context.Context, req *connect.Request[v1.RestoreBackupRequest]) (*connect.Response[v1.RestoreBackupResponse], error) {
+	return c.restoreBackup.CallUnary(ctx, req)
+}
+
+// ListBackups calls hutch.v1.BackupService.ListBackups.
+func (c *backupServiceClient) ListBackups(ctx context.Context, req *connect.Request[v1.ListBackupsRequest]) (*connect.Response[v1.ListBackupsResponse], error) {
+	return c.listBackups.CallUnary(ctx, req)
+}
+
+// DeleteBackup calls hutch.v1.BackupService.DeleteBackup.
+func (c *backupServiceClient) DeleteBackup(ctx context.Context, req *connect.Request[v1.DeleteBackupRequest]) (*connect.Response[v1.DeleteBackupResponse], error) {
+	return c.deleteBackup.CallUnary(ctx, req)
+}
+
+// BackupServiceHandler is an implementation of the hutch.v1.BackupService service.
+type BackupServiceHandler interface {
+	CreateBackup(context.Context, *connect.Request[v1.CreateBackupRequest]) (*connect.Response[v1.Backup], error)
+	// Replaces the target directory's contents with the backup's: files
+	// written since are gone, and restoring twice gives the same result.
+	RestoreBackup(context.Context, *connect.Request[v1.RestoreBackupRequest]) (*connect.Response[v1.RestoreBackupResponse], error)
+	ListBackups(context.Context, *connect.Request[v1.ListBackupsRequest]) (*connect.Response[v1.ListBackupsResponse], error)
+	DeleteBackup(context.Context, *connect.Request[v1.DeleteBackupRequest]) (*connect.Response[v1.DeleteBackupResponse], error)
+}
+
+// NewBackupServiceHandler builds an HTTP handler from the service implementation. It returns the
+// path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewBackupServiceHandler(svc BackupServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	backupServiceMethods := v1.File_hutch_v1_snapshot_proto.Services().ByName("BackupService").Methods()
+	backupServiceCreateBackupHandler := connect.NewUnaryHandler(
+		BackupServiceCreateBackupProcedure,
+		svc.CreateBackup,
+		connect.WithSchema(backupServiceMethods.ByName("CreateBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceRestoreBackupHandler := connect.NewUnaryHandler(
+		BackupServiceRestoreBackupProcedure,
+		svc.RestoreBackup,
+		connect.WithSchema(backupServiceMethods.ByName("RestoreBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceListBackupsHandler := connect.NewUnaryHandler(
+		BackupServiceListBackupsProcedure,
+		svc.ListBackups,
+		connect.WithSchema(backupServiceMethods.ByName("ListBackups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	backupServiceDeleteBackupHandler := connect.NewUnaryHandler(
+		BackupServiceDeleteBackupProcedure,
+		svc.DeleteBackup,
+		connect.WithSchema(backupServiceMethods.ByName("DeleteBackup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/hutch.v1.BackupService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case BackupServiceCreateBackupProcedure:
+			backupServiceCreateBackupHandler.ServeHTTP(w, r)
+		case BackupServiceRestoreBackupProcedure:
+			backupServiceRestoreBackupHandler.ServeHTTP(w, r)
+		case BackupServiceListBackupsProcedure:
+			backupServiceListBackupsHandler.ServeHTTP(w, r)
+		case BackupServiceDeleteBackupProcedure:
+			backupServiceDeleteBackupHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedBackupServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedBackupServiceHandler struct{}
+
+func (UnimplementedBackupServiceHandler) CreateBackup(context.Context, *connect.Request[v1.CreateBackupRequest]) (*connect.Response[v1.Backup], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.BackupService.CreateBackup is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) RestoreBackup(context.Context, *connect.Request[v1.RestoreBackupRequest]) (*connect.Response[v1.RestoreBackupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.BackupService.RestoreBackup is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) ListBackups(context.Context, *connect.Request[v1.ListBackupsRequest]) (*connect.Response[v1.ListBackupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.BackupService.ListBackups is not implemented"))
+}
+
+func (UnimplementedBackupServiceHandler) DeleteBackup(context.Context, *connect.Request[v1.DeleteBackupRequest]) (*connect.Response[v1.DeleteBackupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("hutch.v1.BackupService.DeleteBackup is not implemented"))
 }
