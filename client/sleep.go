@@ -24,11 +24,14 @@ func (c *Client) Sleep(ctx context.Context, name string) (*hutchv1.SleepInfo, er
 type SleepOptions struct {
 	SleepAfter *time.Duration
 	KeepAlive  *bool
+	// Persist pushes the disk to the daemon's blob store on sleep, so that
+	// another daemon sharing it can wake the sandbox.
+	Persist *bool
 }
 
 // ConfigureSleep sets a sandbox's idle time before sleep and keep-alive.
 func (c *Client) ConfigureSleep(ctx context.Context, name string, o SleepOptions) (*hutchv1.SleepInfo, error) {
-	req := &hutchv1.ConfigureSleepRequest{Name: name, KeepAlive: o.KeepAlive}
+	req := &hutchv1.ConfigureSleepRequest{Name: name, KeepAlive: o.KeepAlive, PersistAcrossSessions: o.Persist}
 	if o.SleepAfter != nil {
 		req.SleepAfter = durationpb.New(*o.SleepAfter)
 	}

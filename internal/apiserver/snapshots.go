@@ -19,7 +19,7 @@ import (
 // optional capability of Sandboxes, found by type assertion.
 type Lifecycle interface {
 	Sleep(ctx context.Context, name string) (manager.SleepInfo, error)
-	ConfigureSleep(name string, sleepAfter *time.Duration, keepAlive *bool) (manager.SleepInfo, error)
+	ConfigureSleep(name string, set manager.SleepSettings) (manager.SleepInfo, error)
 	GetSleep(name string) (manager.SleepInfo, error)
 	Snapshot(ctx context.Context, name string, ttl time.Duration) (snapshot.Snapshot, error)
 	ListSnapshots(sandbox string) ([]manager.SnapshotInfo, error)
@@ -50,7 +50,7 @@ func (h *snapshots) ConfigureSleep(_ context.Context, req *connect.Request[hutch
 		d := req.Msg.SleepAfter.AsDuration()
 		after = &d
 	}
-	si, err := h.lc.ConfigureSleep(req.Msg.Name, after, req.Msg.KeepAlive)
+	si, err := h.lc.ConfigureSleep(req.Msg.Name, manager.SleepSettings{SleepAfter: after, KeepAlive: req.Msg.KeepAlive, Persist: req.Msg.PersistAcrossSessions})
 	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
@@ -72,6 +72,8 @@ func sleepProto(name string, si manager.SleepInfo) *hutchv1.SleepInfo {
 		SleepAfter: durationpb.New(si.SleepAfter),
 		KeepAlive:  si.KeepAlive,
 		Active:     si.Active,
+
+		PersistAcrossSessions: si.Persist,
 	}
 	if !si.SleepsAt.IsZero() {
 		out.SleepsAt = timestamppb.New(si.SleepsAt)

@@ -15,13 +15,14 @@ func newSleepCmd(e *env) *cobra.Command {
 		asJSON    bool
 		after     time.Duration
 		keepAlive bool
+		persist   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sleep NAME",
 		Short: "Put a sandbox to sleep now, or with --after/--keep-alive set when it sleeps",
 		Long: "Without flags, ends every process of the sandbox and frees its memory; its disk,\n" +
 			"env and exposed ports stay, and the next call on it wakes it.\n" +
-			"With --after or --keep-alive, only changes when it falls asleep by itself.",
+			"With --after, --keep-alive or --persist, only changes how it sleeps.",
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			c := e.client()
@@ -34,7 +35,10 @@ func newSleepCmd(e *env) *cobra.Command {
 			}
 			var err error
 			var si *hutchv1.SleepInfo
-			if o.SleepAfter != nil || o.KeepAlive != nil {
+			if cmd.Flags().Changed("persist") {
+				o.Persist = &persist
+			}
+			if o.SleepAfter != nil || o.KeepAlive != nil || o.Persist != nil {
 				si, err = c.ConfigureSleep(cmd.Context(), a[0], o)
 			} else {
 				si, err = c.Sleep(cmd.Context(), a[0])
@@ -52,6 +56,7 @@ func newSleepCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&after, "after", 0, "idle time before the sandbox sleeps by itself (default 10m)")
 	cmd.Flags().BoolVar(&keepAlive, "keep-alive", false, "never put the sandbox to sleep for being idle")
+	cmd.Flags().BoolVar(&persist, "persist", false, "on sleep, push the disk to the daemon's blob store so a daemon elsewhere can wake it")
 	return cmd
 }
 

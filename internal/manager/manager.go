@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -223,6 +224,11 @@ func (m *Manager) Ensure(ctx context.Context, name string, opts CreateOptions) (
 func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error) {
 	for {
 		b, err := m.lookup(name, false)
+		if errors.Is(err, errdefs.ErrNotFound) && m.cfg.Remote != nil {
+			// Perhaps persisted by a daemon elsewhere: wake it here.
+			_, conn, _, err := m.Ensure(ctx, name, CreateOptions{mustResume: true})
+			return conn, err
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -252,12 +258,31 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 			m.forget(b)
 			return Record{}, nil, false, err
 		}
-		if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
-			return m.adoptWarm(ctx, b, w, opts)
+		sess, err := m.resume(ctx, b.rec.Name, &opts)
+		if err == nil && sess == nil && opts.mustResume {
+			err = fmt.Errorf("sandbox %q: %w", b.rec.Name, errdefs.ErrNotFound)
+		}
+		if err != nil {
+			m.forget(b)
+			return Record{}, nil, false, err
+		}
+		if sess == nil {
+			if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
+				return m.adoptWarm(ctx, b, w, opts)
+			}
 		}
 		if err := m.initRecord(ctx, b, opts); err != nil {
 			m.forget(b)
 			return Record{}, nil, false, err
+		}
+		if sess != nil {
+			b.rec.Env, b.rec.Ports, b.rec.Limits = sess.Env, sess.Ports, sess.Limits
+			b.rec.SleepAfter, b.rec.KeepAlive, b.rec.Persist = sess.SleepAfter, sess.KeepAlive, true
+			if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+				_ = m.removeLocked(context.WithoutCancel(ctx), b)
+				return Record{}, nil, false, err
+			}
+			m.log.Info("sandbox resumed from the blob store", "sandbox", b.rec.Name, "snapshot", sess.Snapshot)
 		}
 		created = true
 	}
@@ -440,9 +465,15 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		b.mu.Unlock()
 		return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
 	}
-	fromSnapshot := b.rec.FromSnapshot != ""
+	fromSnapshot, persisted := b.rec.FromSnapshot != "", b.rec.Persist
 	err = m.removeLocked(ctx, b)
 	b.mu.Unlock()
+	if err == nil && persisted && m.cfg.Remote != nil {
+		// Removed for good: no daemon may wake it again.
+		if err := m.cfg.Remote.DropSession(ctx, name); err != nil {
+			return fmt.Errorf("remove sandbox %q: its persisted session: %w", name, err)
+		}
+	}
 	if err == nil && fromSnapshot {
 		// Its layers may be the last use of a deleted snapshot's.
 		if err := m.collect(ctx); err != nil {

@@ -19,6 +19,7 @@ import (
 
 // SleepInfo is what a sandbox's sleep looks like now.
 type SleepInfo struct {
+	Persist    bool
 	Sleeping   bool
 	SleepAfter time.Duration
 	KeepAlive  bool
@@ -109,20 +110,34 @@ func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
 	}
 	b.broken = false
 	b.rec.State = StateSleeping
+	var perr error
+	if b.rec.Persist {
+		perr = m.persist(ctx, b)
+	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
 	}
 	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID)
-	return nil
+	// Asleep here either way; a failed push is the caller's to know.
+	return perr
 }
 
-// ConfigureSleep changes when sandbox name sleeps; nil leaves a setting as
-// it is.
-func (m *Manager) ConfigureSleep(name string, sleepAfter *time.Duration, keepAlive *bool) (SleepInfo, error) {
-	if sleepAfter != nil {
-		if err := validSleepAfter(*sleepAfter); err != nil {
+// SleepSettings change how a sandbox sleeps; nil fields stay as they are.
+type SleepSettings struct {
+	SleepAfter *time.Duration
+	KeepAlive  *bool
+	Persist    *bool // push the disk on sleep (persistAcrossSessions)
+}
+
+// ConfigureSleep changes how sandbox name sleeps.
+func (m *Manager) ConfigureSleep(name string, set SleepSettings) (SleepInfo, error) {
+	if set.SleepAfter != nil {
+		if err := validSleepAfter(*set.SleepAfter); err != nil {
 			return SleepInfo{}, err
 		}
+	}
+	if set.Persist != nil && *set.Persist && m.cfg.Remote == nil {
+		return SleepInfo{}, fmt.Errorf("persistAcrossSessions needs a blob store (hutch serve --blobs): %w", errdefs.ErrFailedPrecondition)
 	}
 	b, err := m.existing(name)
 	if err != nil {
@@ -130,11 +145,14 @@ func (m *Manager) ConfigureSleep(name string, sleepAfter *time.Duration, keepAli
 	}
 	defer b.mu.Unlock()
 	rec := b.rec
-	if sleepAfter != nil {
-		rec.SleepAfter = *sleepAfter
+	if set.SleepAfter != nil {
+		rec.SleepAfter = *set.SleepAfter
 	}
-	if keepAlive != nil {
-		rec.KeepAlive = *keepAlive
+	if set.KeepAlive != nil {
+		rec.KeepAlive = *set.KeepAlive
+	}
+	if set.Persist != nil {
+		rec.Persist = *set.Persist
 	}
 	if err := m.store.Put(rec.Name, rec); err != nil {
 		return SleepInfo{}, err
@@ -158,6 +176,7 @@ func (m *Manager) sleepInfo(b *box) SleepInfo {
 		Sleeping:   b.rec.State == StateSleeping,
 		SleepAfter: b.rec.IdleLimit(),
 		KeepAlive:  b.rec.KeepAlive,
+		Persist:    b.rec.Persist,
 		SleepsAt:   m.sleepsAt(b),
 	}
 	if b.conn != nil {

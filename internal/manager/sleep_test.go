@@ -103,7 +103,7 @@ func TestIdleSleep(t *testing.T) {
 
 	// Kept alive: it stays up however idle.
 	keep := true
-	if _, err := e.m.ConfigureSleep("idle", nil, &keep); err != nil {
+	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.m.Conn(ctx, "idle"); err != nil {
@@ -114,7 +114,7 @@ func TestIdleSleep(t *testing.T) {
 		t.Errorf("kept-alive sandbox is %q, want running", got.State)
 	}
 	keep = false
-	if _, err := e.m.ConfigureSleep("idle", nil, &keep); err != nil {
+	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, e, "idle", StateSleeping, 3*time.Second)
@@ -156,7 +156,7 @@ func TestSleepBadInput(t *testing.T) {
 	if _, _, _, err := e.m.Ensure(context.Background(), "ok", CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.m.ConfigureSleep("ok", &short, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := e.m.ConfigureSleep("ok", SleepSettings{SleepAfter: &short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("ConfigureSleep(1ms) = %v, want invalid argument", err)
 	}
 }

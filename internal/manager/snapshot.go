@@ -38,6 +38,9 @@ type Remote interface {
 	Push(ctx context.Context, id string) error
 	Pull(ctx context.Context, id string) (snapshot.Snapshot, error)
 	Forget(ctx context.Context, id string) error
+	SaveSession(ctx context.Context, name string, v any) error
+	LoadSession(ctx context.Context, name string, v any) error
+	DropSession(ctx context.Context, name string) error
 }
 
 var _ Remote = snapshot.Remote{}

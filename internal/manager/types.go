@@ -51,6 +51,10 @@ type Record struct {
 	KeepAlive  bool          `json:"keepAlive,omitempty"`
 	// FromSnapshot is the snapshot the sandbox was created from.
 	FromSnapshot string `json:"fromSnapshot,omitempty"`
+	// Persist pushes the disk on sleep (see persist.go); Persisted is the
+	// snapshot the last sleep pushed.
+	Persist   bool   `json:"persist,omitempty"`
+	Persisted string `json:"persisted,omitempty"`
 }
 
 // DefaultSleepAfter is how long a sandbox stays idle before it sleeps.
@@ -126,4 +130,6 @@ type CreateOptions struct {
 	KeepAlive    bool
 	// FromSnapshot starts the sandbox with a snapshot's disk.
 	FromSnapshot string
+	// mustResume: create it only from a persisted session (see persist.go).
+	mustResume bool
 }

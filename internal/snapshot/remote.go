@@ -188,3 +188,34 @@ func (r Remote) Forget(ctx context.Context, id string) error {
 	}
 	return r.Blobs.Delete(ctx, recordKey(id))
 }
+
+func sessionKey(name string) string { return "sessions/" + name + ".json" }
+
+// SaveSession stores v as what a sandbox called name needs to wake on
+// another node.
+func (r Remote) SaveSession(ctx context.Context, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return r.Blobs.Put(ctx, sessionKey(name), strings.NewReader(string(b)))
+}
+
+// LoadSession reads what SaveSession stored for name into v;
+// errdefs.ErrNotFound if nothing was.
+func (r Remote) LoadSession(ctx context.Context, name string, v any) error {
+	rc, err := r.Blobs.Get(ctx, sessionKey(name))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("session of %s: %v: %w", name, err, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// DropSession forgets name's session.
+func (r Remote) DropSession(ctx context.Context, name string) error {
+	return r.Blobs.Delete(ctx, sessionKey(name))
+}

@@ -76,10 +76,14 @@ type ConfigureSleepRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Idle time before the sandbox sleeps; at least 1s.
-	SleepAfter    *durationpb.Duration `protobuf:"bytes,2,opt,name=sleep_after,json=sleepAfter,proto3" json:"sleep_after,omitempty"`
-	KeepAlive     *bool                `protobuf:"varint,3,opt,name=keep_alive,json=keepAlive,proto3,oneof" json:"keep_alive,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SleepAfter *durationpb.Duration `protobuf:"bytes,2,opt,name=sleep_after,json=sleepAfter,proto3" json:"sleep_after,omitempty"`
+	KeepAlive  *bool                `protobuf:"varint,3,opt,name=keep_alive,json=keepAlive,proto3,oneof" json:"keep_alive,omitempty"`
+	// On sleep, push the sandbox's disk and settings to the daemon's blob
+	// store, so that a daemon on another machine (or a fresh data dir) that
+	// shares it wakes the sandbox there. Needs `hutch serve --blobs`.
+	PersistAcrossSessions *bool `protobuf:"varint,4,opt,name=persist_across_sessions,json=persistAcrossSessions,proto3,oneof" json:"persist_across_sessions,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ConfigureSleepRequest) Reset() {
@@ -129,6 +133,13 @@ func (x *ConfigureSleepRequest) GetSleepAfter() *durationpb.Duration {
 func (x *ConfigureSleepRequest) GetKeepAlive() bool {
 	if x != nil && x.KeepAlive != nil {
 		return *x.KeepAlive
+	}
+	return false
+}
+
+func (x *ConfigureSleepRequest) GetPersistAcrossSessions() bool {
+	if x != nil && x.PersistAcrossSessions != nil {
+		return *x.PersistAcrossSessions
 	}
 	return false
 }
@@ -187,9 +198,10 @@ type SleepInfo struct {
 	// sleeps, is kept alive, or has a request or stream open.
 	SleepsAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=sleeps_at,json=sleepsAt,proto3" json:"sleeps_at,omitempty"`
 	// Requests and streams (exec, logs, terminals, previews) open now.
-	Active        int64 `protobuf:"varint,6,opt,name=active,proto3" json:"active,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Active                int64 `protobuf:"varint,6,opt,name=active,proto3" json:"active,omitempty"`
+	PersistAcrossSessions bool  `protobuf:"varint,7,opt,name=persist_across_sessions,json=persistAcrossSessions,proto3" json:"persist_across_sessions,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *SleepInfo) Reset() {
@@ -262,6 +274,13 @@ func (x *SleepInfo) GetActive() int64 {
 		return x.Active
 	}
 	return 0
+}
+
+func (x *SleepInfo) GetPersistAcrossSessions() bool {
+	if x != nil {
+		return x.PersistAcrossSessions
+	}
+	return false
 }
 
 type Snapshot struct {
@@ -1180,16 +1199,18 @@ const file_hutch_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
 	"\x17hutch/v1/snapshot.proto\x12\bhutch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x14hutch/v1/hutch.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\"\n" +
 	"\fSleepRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x9a\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xf3\x01\n" +
 	"\x15ConfigureSleepRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
 	"\vsleep_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"sleepAfter\x12\"\n" +
 	"\n" +
-	"keep_alive\x18\x03 \x01(\bH\x00R\tkeepAlive\x88\x01\x01B\r\n" +
-	"\v_keep_alive\"%\n" +
+	"keep_alive\x18\x03 \x01(\bH\x00R\tkeepAlive\x88\x01\x01\x12;\n" +
+	"\x17persist_across_sessions\x18\x04 \x01(\bH\x01R\x15persistAcrossSessions\x88\x01\x01B\r\n" +
+	"\v_keep_aliveB\x1a\n" +
+	"\x18_persist_across_sessions\"%\n" +
 	"\x0fGetSleepRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xe7\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x9f\x02\n" +
 	"\tSleepInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bsleeping\x18\x02 \x01(\bR\bsleeping\x12:\n" +
@@ -1198,7 +1219,8 @@ const file_hutch_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
 	"keep_alive\x18\x04 \x01(\bR\tkeepAlive\x127\n" +
 	"\tsleeps_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsleepsAt\x12\x16\n" +
-	"\x06active\x18\x06 \x01(\x03R\x06active\"\x83\x02\n" +
+	"\x06active\x18\x06 \x01(\x03R\x06active\x126\n" +
+	"\x17persist_across_sessions\x18\a \x01(\bR\x15persistAcrossSessions\"\x83\x02\n" +
 	"\bSnapshot\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\asandbox\x18\x02 \x01(\tR\asandbox\x12\x14\n" +
