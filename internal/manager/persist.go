@@ -45,12 +45,12 @@ func (m *Manager) persist(ctx context.Context, b *box) error {
 	if err := os.MkdirAll(upper, 0o755); err != nil {
 		return err
 	}
-	diffID, layerDir, size, err := st.Capture(ctx, upper)
+	diffID, size, lowers, err := st.CaptureOver(ctx, upper, b.rec.Lowers)
 	if err != nil {
 		return err
 	}
 	snap := snapshot.Snapshot{ID: snapshot.NewID(), Sandbox: b.rec.Name, Image: b.rec.Image, Layer: diffID,
-		Lowers: append([]string{layerDir}, b.rec.Lowers...), Env: b.rec.Env, Size: size, CreatedAt: time.Now().UTC()}
+		Lowers: lowers, Env: b.rec.Env, Size: size, CreatedAt: time.Now().UTC()}
 	if err := st.Put(snap); err != nil {
 		return err
 	}

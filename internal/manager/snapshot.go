@@ -22,7 +22,7 @@ import (
 
 // Snapshots stores snapshot records and layers (internal/snapshot).
 type Snapshots interface {
-	Capture(ctx context.Context, dir string) (diffID, layerDir string, size int64, err error)
+	CaptureOver(ctx context.Context, upper string, lowers []string) (diffID string, size int64, newLowers []string, err error)
 	Put(rec snapshot.Snapshot) error
 	Get(id string) (snapshot.Snapshot, error)
 	List() ([]snapshot.Snapshot, error)
@@ -45,9 +45,10 @@ type Remote interface {
 
 var _ Remote = snapshot.Remote{}
 
-// MaxLowers bounds a sandbox's overlay lower layers: each fork of a fork
-// adds one, and one mount's options must fit in a page.
-const MaxLowers = 24
+// MaxLowers bounds a sandbox's overlay lower layers (image layers, and at
+// most snapshot.FlattenAt snapshot layers): one mount's options must fit
+// in a page.
+const MaxLowers = 48
 
 // SnapshotInfo is a snapshot with the sandboxes created from it.
 type SnapshotInfo struct {
@@ -96,9 +97,6 @@ func (m *Manager) capture(ctx context.Context, name string, ttl time.Duration) (
 	}
 	defer b.mu.Unlock()
 	b.lastActive = time.Now()
-	if len(b.rec.Lowers) >= MaxLowers {
-		return snapshot.Snapshot{}, fmt.Errorf("snapshot of %q: its disk already stacks %d layers (at most %d): %w", name, len(b.rec.Lowers), MaxLowers, errdefs.ErrResourceExhausted)
-	}
 	upper := filepath.Join(m.dir(b.rec.ID), "upper")
 	if err := os.MkdirAll(upper, 0o755); err != nil {
 		return snapshot.Snapshot{}, err
@@ -111,9 +109,12 @@ func (m *Manager) capture(ctx context.Context, name string, ttl time.Duration) (
 		}
 		defer thaw()
 	}
-	diffID, layerDir, size, err := st.Capture(ctx, upper)
+	diffID, size, lowers, err := st.CaptureOver(ctx, upper, b.rec.Lowers)
 	if err != nil {
 		return snapshot.Snapshot{}, fmt.Errorf("snapshot of %q: %w", name, err)
+	}
+	if len(lowers) > MaxLowers {
+		return snapshot.Snapshot{}, fmt.Errorf("snapshot of %q: its image has too many layers to stack a snapshot on (%d, at most %d): %w", name, len(lowers), MaxLowers, errdefs.ErrResourceExhausted)
 	}
 	now := time.Now().UTC()
 	snap := snapshot.Snapshot{
@@ -121,7 +122,7 @@ func (m *Manager) capture(ctx context.Context, name string, ttl time.Duration) (
 		Sandbox:   name,
 		Image:     b.rec.Image,
 		Layer:     diffID,
-		Lowers:    append([]string{layerDir}, b.rec.Lowers...),
+		Lowers:    lowers,
 		Env:       b.rec.Env,
 		Size:      size,
 		CreatedAt: now,

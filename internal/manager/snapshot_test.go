@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -161,5 +162,53 @@ func TestSnapshotBadInput(t *testing.T) {
 		if _, err := e.m.Get(n); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("failed fork left %s behind: %v", n, err)
 		}
+	}
+}
+
+// Forks of forks stack a layer each until snapshot.FlattenAt, then one
+// flattened layer replaces the chain, hiding exactly what the chain hid.
+func TestForkChainFlattens(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, conn, _, err := e.m.Ensure(ctx, "c0", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := e.m.Get("c0")
+	run(t, conn, "rm /etc/debian_version")
+	const levels = 11
+	for i := 0; i < levels; i++ {
+		name := fmt.Sprintf("c%d", i)
+		conn, err := e.m.Conn(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := fmt.Sprintf("echo %d > /workspace/f%d; echo %d > /workspace/last; rm -f /workspace/f%d", i, i, i, i-2)
+		switch i {
+		case 3:
+			script += "; mkdir -p /workspace/d && echo a > /workspace/d/a"
+		case 5:
+			script += "; rm -rf /workspace/d && mkdir /workspace/d && echo b > /workspace/d/b" // opaque dir
+		}
+		run(t, conn, script)
+		snap, err := e.m.Snapshot(ctx, name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if extra := len(snap.Lowers) - len(base.Lowers); extra < 1 || extra > 8 {
+			t.Fatalf("level %d: %d snapshot layers, want 1..8", i, extra)
+		}
+		if _, _, err := e.m.Fork(ctx, "", []string{fmt.Sprintf("c%d", i+1)}, snap.ID, CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := e.m.Conn(ctx, fmt.Sprintf("c%d", levels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("d d/b f%d f%d last | %d | gone\n", levels-1, levels-2, levels-1)
+	got := run(t, last, `cd /workspace && echo $(find . -mindepth 1 | sed 's|^./||' | sort) "|" $(cat last) "|" $(test -e /etc/debian_version && echo there || echo gone)`)
+	if got != want {
+		t.Errorf("after %d forks of forks: %q, want %q", levels, got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,15 +67,46 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	return &Store{dir: dir, layers: layers}, nil
 }
 
+// FlattenAt is the number of snapshot layers a sandbox's disk may stack:
+// a capture that would stack more writes them and the upper dir as one.
+const FlattenAt = 8
+
+// CaptureOver stores upper (an overlay upper dir over lowers, top first) as
+// a layer and returns its digest, size and the lowers a sandbox with that
+// disk stacks: the new layer on lowers or, past FlattenAt snapshot layers,
+// one flattened layer on the image's. The caller keeps upper still.
+func (s *Store) CaptureOver(ctx context.Context, upper string, lowers []string) (diffID string, size int64, newLowers []string, err error) {
+	chain := s.chain(lowers)
+	if len(chain) < FlattenAt {
+		diffID, dir, size, err := s.Capture(ctx, upper)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		return diffID, size, append([]string{dir}, lowers...), nil
+	}
+	dirs := []string{upper}
+	dirs = append(dirs, lowers[:len(chain)]...)
+	slices.Reverse(dirs)
+	diffID, dir, size, err := s.capture(ctx, func(w io.Writer) error { return WriteFlat(ctx, w, dirs) })
+	if err != nil {
+		return "", 0, nil, err
+	}
+	return diffID, size, append([]string{dir}, lowers[len(chain):]...), nil
+}
+
 // Capture stores dir (an overlay upper dir) as a layer and returns its
 // digest, its unpacked dir and size. The caller keeps dir still meanwhile.
 func (s *Store) Capture(ctx context.Context, dir string) (diffID, layerDir string, size int64, err error) {
+	return s.capture(ctx, func(w io.Writer) error { return WriteLayer(ctx, w, dir) })
+}
+
+func (s *Store) capture(ctx context.Context, write func(io.Writer) error) (diffID, layerDir string, size int64, err error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(WriteLayer(ctx, pw, dir)) }()
+	go func() { pw.CloseWithError(write(pw)) }()
 	diffID, size, err = s.layers.AddLayer(ctx, pr)
 	pr.CloseWithError(errors.New("capture ended")) // unblocks the writer on failure
 	if err != nil {
-		return "", "", 0, fmt.Errorf("capture %s: %w", dir, err)
+		return "", "", 0, fmt.Errorf("capture: %w", err)
 	}
 	layerDir, err = s.layers.LayerDir(diffID)
 	return diffID, layerDir, size, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -29,6 +30,14 @@ func WriteLayer(ctx context.Context, w io.Writer, dir string) error {
 // with everything in it); rel is slash-separated, relative to dir.
 func WriteTree(ctx context.Context, w io.Writer, dir string, skip func(rel string, isDir bool) bool) error {
 	tw := tar.NewWriter(w)
+	if err := writeTree(ctx, tw, dir, skip); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// writeTree writes dir's entries to tw.
+func writeTree(ctx context.Context, tw *tar.Writer, dir string, skip func(rel string, isDir bool) bool) error {
 	links := map[uint64]string{} // inode → first path, for hardlinks
 	err := walkSorted(dir, func(p, rel string, fi os.FileInfo) error {
 		if err := ctx.Err(); err != nil {
@@ -42,7 +51,59 @@ func WriteTree(ctx context.Context, w io.Writer, dir string, skip func(rel strin
 	if err != nil {
 		return fmt.Errorf("write layer of %s: %w", dir, err)
 	}
+	return nil
+}
+
+// WriteFlat writes overlay layer dirs, bottom first, as one layer: what a
+// later layer changes replaces what earlier ones had, and what a later
+// layer hides (under a whiteout, a non-directory or an opaque dir) is left
+// out rather than whited out, since overlayfs does not filter whiteouts
+// inside an opaque dir of a lower layer.
+func WriteFlat(ctx context.Context, w io.Writer, dirs []string) error {
+	tw := tar.NewWriter(w)
+	for j, dir := range dirs {
+		c := cutter{later: dirs[j+1:], memo: map[string]bool{}}
+		if err := writeTree(ctx, tw, dir, func(rel string, _ bool) bool { return c.cut(path.Dir(rel)) }); err != nil {
+			return err
+		}
+	}
 	return tw.Close()
+}
+
+// cutter reports whether later layers hide everything under a dir.
+type cutter struct {
+	later []string
+	memo  map[string]bool
+}
+
+func (c *cutter) cut(dir string) bool {
+	if dir == "." || dir == "" {
+		return false
+	}
+	if v, ok := c.memo[dir]; ok {
+		return v
+	}
+	v := c.cut(path.Dir(dir))
+	for _, l := range c.later {
+		if v {
+			break
+		}
+		p := filepath.Join(l, filepath.FromSlash(dir))
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if !fi.IsDir() {
+			v = true
+			break
+		}
+		buf := make([]byte, 4)
+		if n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+			v = true
+		}
+	}
+	c.memo[dir] = v
+	return v
 }
 
 // walkSorted visits dir's entries depth first in name order; rel is
@@ -56,7 +117,7 @@ func walkSorted(dir string, fn func(p, rel string, fi os.FileInfo) error) error 
 		}
 		sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 		for _, e := range ents {
-			cp, crel := filepath.Join(p, e.Name()), path(rel, e.Name())
+			cp, crel := filepath.Join(p, e.Name()), join(rel, e.Name())
 			fi, err := os.Lstat(cp)
 			if err != nil {
 				return err
@@ -77,7 +138,7 @@ func walkSorted(dir string, fn func(p, rel string, fi os.FileInfo) error) error 
 	return walk(dir, "")
 }
 
-func path(dir, name string) string {
+func join(dir, name string) string {
 	if dir == "" {
 		return name
 	}
