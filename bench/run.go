@@ -71,7 +71,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		return measureTerminal(ctx, d.client, cfg, w)
 	}
 	if cfg.only == "snapshot" {
-		sr, err := measureSnapshots(ctx, d.client)
+		sr, err := measureSnapshots(ctx, d.client, cfg, tmp)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if res.CreateCold, err = benchColdCreate(ctx, cfg, tmp); err != nil {
 		return fmt.Errorf("cold create: %w", err)
 	}
-	sr, err := measureSnapshots(ctx, d.client)
+	sr, err := measureSnapshots(ctx, d.client, cfg, tmp)
 	if err != nil {
 		return fmt.Errorf("sleep and snapshots: %w", err)
 	}

@@ -28,9 +28,10 @@ type snapshotResults struct {
 	Fork       latency // one fork of the npm project from its snapshot
 	Restore    time.Duration
 	Fork4      time.Duration // four forks in one call
+	S3         s3Restore
 }
 
-func measureSnapshots(ctx context.Context, c *client.Client) (r snapshotResults, err error) {
+func measureSnapshots(ctx context.Context, c *client.Client, cfg config, tmp string) (r snapshotResults, err error) {
 	const name = "bench-nap"
 	if err := execTrue(ctx, c, name); err != nil {
 		return r, err
@@ -50,6 +51,9 @@ func measureSnapshots(ctx context.Context, c *client.Client) (r snapshotResults,
 	r.Sleep, r.Wake = summarize(sleeps), summarize(wakes)
 	if err := npmProject(ctx, c, "bench-npm", &r); err != nil {
 		return r, fmt.Errorf("npm project: %w", err)
+	}
+	if r.S3, err = measureS3Restore(ctx, cfg, tmp); err != nil {
+		return r, fmt.Errorf("restore from S3: %w", err)
 	}
 	return r, nil
 }
@@ -131,4 +135,6 @@ func (r snapshotResults) writeTable(w io.Writer) {
 	row(w, "  fork from the snapshot", lat(r.Fork), goalText(fmt.Sprintf("goal ≤ %d ms", goalFork.Milliseconds()), r.Fork.Median <= goalFork))
 	row(w, "  4 forks in one call", fmt.Sprintf("%8.0f ms", float64(r.Fork4)/1e6), "")
 	row(w, "  restore → require() works", fmt.Sprintf("%8.0f ms", float64(r.Restore)/1e6), fmt.Sprintf("%.0fx faster than the fresh setup", float64(r.Fresh)/float64(r.Restore)))
+	fig, note := r.S3.row()
+	row(w, "fork from S3 (100 MB random)", fig, note)
 }

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -210,5 +214,67 @@ func TestForkChainFlattens(t *testing.T) {
 	got := run(t, last, `cd /workspace && echo $(find . -mindepth 1 | sed 's|^./||' | sort) "|" $(cat last) "|" $(test -e /etc/debian_version && echo there || echo gone)`)
 	if got != want {
 		t.Errorf("after %d forks of forks: %q, want %q", levels, got, want)
+	}
+}
+
+// Snapshot, sleep and exec racing on one sandbox: each waits its turn on
+// the sandbox's lock; every snapshot has the file, every exec sees it.
+func TestSnapshotSleepExecRace(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, conn, _, err := e.m.Ensure(ctx, "race", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, conn, "echo v > /workspace/v")
+	var snaps []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			s, err := e.m.Snapshot(ctx, "race", 0)
+			if err != nil {
+				t.Errorf("snapshot: %v", err)
+				return
+			}
+			mu.Lock()
+			snaps = append(snaps, s.ID)
+			mu.Unlock()
+		})
+		wg.Go(func() {
+			if _, err := e.m.Sleep(ctx, "race"); err != nil {
+				t.Errorf("sleep: %v", err)
+			}
+		})
+		wg.Go(func() {
+			c, err := e.m.Conn(ctx, "race")
+			if err != nil {
+				t.Errorf("conn: %v", err)
+				return
+			}
+			// An exec whose sandbox is put to sleep under it fails as
+			// unavailable; one that runs sees the file.
+			s, err := c.Process.Exec(ctx, connect.NewRequest(&hutchv1.ExecRequest{Shell: "cat /workspace/v"}))
+			if err != nil {
+				return
+			}
+			for s.Receive() {
+				if out := s.Msg().GetStdout(); out != nil && string(out) != "v\n" {
+					t.Errorf("exec saw %q", out)
+				}
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+	for i, id := range snaps {
+		_, _, err := e.m.Fork(ctx, "", []string{fmt.Sprintf("r%d", i)}, id, CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := e.m.Conn(ctx, fmt.Sprintf("r%d", i))
+		if got := run(t, c, "cat /workspace/v"); got != "v\n" {
+			t.Errorf("fork of %s: %q", id, got)
+		}
 	}
 }
