@@ -34,18 +34,27 @@ func (m *Manager) freeze(id string) (thaw func(), err error) {
 	return nil, fmt.Errorf("freeze sandbox %s: no freezer cgroup: %w", id, errdefs.ErrUnavailable)
 }
 
+// setFrozen freezes and waits. A task in the middle of a fork or an exit
+// can leave a v1 freezer stuck in FREEZING, so, like runc, it thaws and
+// tries again until the deadline.
 func setFrozen(file, frozen, thawed string, done func() bool) (func(), error) {
 	thaw := func() { _ = os.WriteFile(file, []byte(thawed), 0o644) }
-	if err := os.WriteFile(file, []byte(frozen), 0o644); err != nil {
-		return nil, fmt.Errorf("freeze: %w", err)
-	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !done() {
+	for {
+		if err := os.WriteFile(file, []byte(frozen), 0o644); err != nil {
+			thaw()
+			return nil, fmt.Errorf("freeze: %w", err)
+		}
+		for try := time.Now().Add(10 * time.Millisecond); time.Now().Before(try); time.Sleep(100 * time.Microsecond) {
+			if done() {
+				return thaw, nil
+			}
+		}
 		if time.Now().After(deadline) {
 			thaw()
 			return nil, fmt.Errorf("freeze: tasks did not stop within 5s: %w", errdefs.ErrUnavailable)
 		}
-		time.Sleep(200 * time.Microsecond)
+		thaw()
+		time.Sleep(100 * time.Microsecond)
 	}
-	return thaw, nil
 }
