@@ -13,7 +13,7 @@ import (
 
 func main() {
 	asJSON := flag.Bool("json", false, "print the figures as JSON")
-	only := flag.String("only", "", `measure only this group of figures ("terminal" or "egress")`)
+	only := flag.String("only", "", `measure only this group of figures ("terminal", "egress" or "snapshot")`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -81,6 +81,14 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		res.writeEgressRows(w)
 		return nil
 	}
+	if cfg.only == "snapshot" {
+		sr, err := measureSnapshots(ctx, d.client, cfg, tmp)
+		if err != nil {
+			return err
+		}
+		sr.writeTable(w)
+		return nil
+	}
 	res, err := measure(ctx, d.client, cfg, filepath.Join(tmp, "floor"))
 	if err != nil {
 		return err
@@ -91,10 +99,15 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	if res.Egress, err = benchEgress(ctx, cfg, tmp); err != nil {
 		return fmt.Errorf("egress: %w", err)
 	}
+	sr, err := measureSnapshots(ctx, d.client, cfg, tmp)
+	if err != nil {
+		return fmt.Errorf("sleep and snapshots: %w", err)
+	}
 	if cfg.json {
 		return res.writeJSON(w)
 	}
 	res.writeTable(w)
+	sr.writeTable(w)
 	return nil
 }
 

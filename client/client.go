@@ -43,6 +43,8 @@ type Client struct {
 	watch     hutchv1connect.WatchServiceClient
 	egress    hutchv1connect.EgressServiceClient
 	code      hutchv1connect.CodeServiceClient
+	snapshots hutchv1connect.SnapshotServiceClient
+	backups   hutchv1connect.BackupServiceClient
 }
 
 // Option configures a Client.
@@ -87,6 +89,8 @@ func New(baseURL string, opts ...Option) *Client {
 		watch:     hutchv1connect.NewWatchServiceClient(hc, base, copts...),
 		egress:    hutchv1connect.NewEgressServiceClient(hc, base, copts...),
 		code:      hutchv1connect.NewCodeServiceClient(hc, base, copts...),
+		snapshots: hutchv1connect.NewSnapshotServiceClient(hc, base, copts...),
+		backups:   hutchv1connect.NewBackupServiceClient(hc, base, copts...),
 	}
 }
 

@@ -29,6 +29,7 @@ type Conn struct {
 	Watch    hutchv1connect.WatchServiceClient
 	Code     hutchv1connect.CodeServiceClient
 	socket   string
+	act      *activity
 }
 
 // New returns a Conn to the agent serving on socket. It does not dial.
@@ -43,7 +44,8 @@ func New(socket string) *Conn {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	hc := &http.Client{Transport: tr}
+	act := &activity{}
+	hc := &http.Client{Transport: counting{act: act, next: tr}}
 	// No gzip: output is mostly already streamed in large chunks over a local socket.
 	opts := []connect.ClientOption{connect.WithAcceptCompression("gzip", nil, nil)}
 	return &Conn{
@@ -54,11 +56,21 @@ func New(socket string) *Conn {
 		Watch:    hutchv1connect.NewWatchServiceClient(hc, BaseURL, opts...),
 		Code:     hutchv1connect.NewCodeServiceClient(hc, BaseURL, opts...),
 		socket:   socket,
+		act:      act,
 	}
 }
 
 // Close drops idle connections.
 func (c *Conn) Close() { c.HTTP.CloseIdleConnections() }
+
+// Ping requests do not count as activity: a health check must not keep a
+// sandbox awake.
+func (c *Conn) rawTransport() http.RoundTripper {
+	if t, ok := c.HTTP.Transport.(counting); ok {
+		return t.next
+	}
+	return c.HTTP.Transport
+}
 
 // Listen binds a unix socket at path for an agent and returns it as a file
 // to pass to the agent; the socket stays bound when the file is closed.
@@ -83,7 +95,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		resp, err := c.HTTP.Do(req)
+		resp, err := c.rawTransport().RoundTrip(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -109,8 +121,14 @@ func Broken(err error) bool {
 // DialTunnel opens a byte stream to port inside the sandbox, through the
 // agent (see package tunnel).
 func (c *Conn) DialTunnel(ctx context.Context, port int) (net.Conn, error) {
-	return tunnel.Dial(ctx, func(ctx context.Context) (net.Conn, error) {
+	c.act.begin()
+	nc, err := tunnel.Dial(ctx, func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", c.socket)
 	}, port)
+	if err != nil {
+		c.act.end()
+		return nil, err
+	}
+	return &countedConn{Conn: nc, act: c.act}, nil
 }

@@ -18,6 +18,7 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/backup"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/preview"
@@ -55,6 +56,8 @@ type Config struct {
 	// Egress serves secrets, policies and egress logs; nil leaves the
 	// EgressService out.
 	Egress Egress
+	// Backups, when set, serves directory backups.
+	Backups *backup.Store
 }
 
 // Server is the API's http.Handler.
@@ -90,6 +93,12 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	s.mux.HandleFunc("/v1/sandboxes/{name}/terminals/{id}", s.terminalSocket)
 	if cfg.Egress != nil {
 		s.mux.Handle(hutchv1connect.NewEgressServiceHandler(&egressService{s}, opts...))
+	}
+	if lc, ok := sb.(Lifecycle); ok {
+		s.mux.Handle(hutchv1connect.NewSnapshotServiceHandler(&snapshots{s: s, lc: lc}, opts...))
+	}
+	if roots, ok := sb.(Roots); ok && cfg.Backups != nil {
+		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{roots: roots, st: cfg.Backups}, opts...))
 	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
@@ -171,6 +180,8 @@ func stateProto(s manager.State) hutchv1.State {
 		return hutchv1.State_STATE_RUNNING
 	case manager.StateStopped:
 		return hutchv1.State_STATE_STOPPED
+	case manager.StateSleeping:
+		return hutchv1.State_STATE_SLEEPING
 	case manager.StateFailed:
 		return hutchv1.State_STATE_FAILED
 	}

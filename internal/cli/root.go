@@ -67,6 +67,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		newServeCmd(e), newExecCmd(e), newLsCmd(e), newStatusCmd(e), newRmCmd(e), newCpCmd(e), newImageCmd(e),
 		newStartCmd(e), newPsCmd(e), newLogsCmd(e), newKillCmd(e), newWaitCmd(e), newExposeCmd(e), newSessionCmd(e), newCloneCmd(e), newShellCmd(e), newWatchCmd(e), newRunCmd(e),
 		newSecretCmd(e), newPolicyCmd(e), newEgressCmd(e),
+		newSleepCmd(e), newSnapshotCmd(e), newForkCmd(e), newBackupCmd(e), newRestoreCmd(e),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -53,6 +53,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.IntVar(&cfg.WarmPool, "warm", 2, "sandboxes of the default image kept running, ready to be named (0 disables)")
 	f.StringVar(&subnet, "subnet", "", "IPv4 prefix for sandbox addresses (default: the data dir's, or a free /18 of 10.0.0.0/8)")
 	f.StringVar(&cfg.UpstreamCA, "upstream-ca", "", "PEM file of extra roots the egress proxy trusts for servers behind intercepted HTTPS")
+	f.StringVar(&cfg.Blobs, "blobs", "", "blob store for snapshots: a directory or s3://HOST:PORT/BUCKET[/PREFIX] (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; HUTCH_S3_INSECURE=1 for http)")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	return cmd
 }

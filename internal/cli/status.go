@@ -36,6 +36,9 @@ func newStatusCmd(e *env) *cobra.Command {
 			if s.StartedAt != nil {
 				fmt.Fprintf(tw, "started:\t%s (%s)\n", s.StartedAt.AsTime().Local().Format("2006-01-02 15:04:05"), ago(s.StartedAt.AsTime()))
 			}
+			if si, err := e.client().GetSleep(cmd.Context(), a[0]); err == nil {
+				fmt.Fprintf(tw, "sleep:\t%s\n", sleepLine(si))
+			}
 			if l := s.Limits; l != nil {
 				fmt.Fprintf(tw, "limits:\t%.2f CPU, %s memory, %d processes\n", float64(l.CpuMillis)/1000, bytesHuman(l.MemoryBytes), l.Pids)
 			}

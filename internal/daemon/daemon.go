@@ -20,12 +20,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/apiserver"
+	"github.com/hutch-sh/hutch/internal/backup"
+	"github.com/hutch-sh/hutch/internal/blob"
 	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/image"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/snapshot"
 	"github.com/hutch-sh/hutch/internal/store"
 )
 
@@ -47,6 +50,10 @@ type Config struct {
 	// the servers behind intercepted HTTPS (a private PKI); the host's
 	// roots are always trusted.
 	UpstreamCA string
+	// Blobs, when set, is a blob store location (a directory, or
+	// s3://HOST:PORT/BUCKET[/PREFIX]) that snapshots are pushed to and
+	// pulled from, so that any node sharing it can fork them.
+	Blobs string
 	// Progress receives image build progress; Ready is called with the
 	// address once the daemon accepts work.
 	Progress io.Writer
@@ -116,7 +123,23 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	m, err := manager.New(ctx, log, manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, CABundle: ca.BundlePath()}, rt, imageResolver{images}, db)
+	snaps, err := snapshot.Open(filepath.Join(cfg.DataDir, "snapshots"), log)
+	if err != nil {
+		return err
+	}
+	mcfg := manager.Config{DataDir: cfg.DataDir, AgentBinary: agent, PoolSize: cfg.WarmPool, Network: nw, CABundle: ca.BundlePath(), Snapshots: snaps}
+	// Backups go to the shared blob store when there is one, else to a
+	// directory of the data dir.
+	var bs blob.Store
+	if cfg.Blobs != "" {
+		if bs, err = blob.Open(ctx, cfg.Blobs); err != nil {
+			return fmt.Errorf("blob store: %w", err)
+		}
+		mcfg.Remote = snapshot.Remote{Local: snaps, Blobs: bs}
+	} else if bs, err = blob.OpenDir(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		return err
+	}
+	m, err := manager.New(ctx, log, mcfg, rt, imageResolver{images}, db)
 	if err != nil {
 		return err
 	}
@@ -130,7 +153,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	srv := &http.Server{
 		Handler: apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port,
-			Egress: &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}}, log),
+			Egress: &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}, Backups: backup.New(bs)}, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         new(http.Protocols),

@@ -73,21 +73,27 @@ func (s *Store) ensureLayer(ctx context.Context, diffID string, open func() (io.
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
 		return 0, fmt.Errorf("layer %s: content has digest %s: %w", diffID, got, errdefs.ErrInvalidArgument)
 	}
-	mb, _ := json.Marshal(layerMeta{Size: size})
-	if err := os.WriteFile(final+".json", mb, 0o644); err != nil {
-		return 0, fmt.Errorf("layer %s: %w", diffID, err)
-	}
-	if err := os.Rename(dir, final); err != nil {
-		if _, serr := os.Stat(final); serr == nil {
-			return size, nil // another writer finished the same layer first
-		}
-		return 0, fmt.Errorf("layer %s: %w", diffID, err)
-	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := s.commitLayer(dir, diffID, size); err != nil {
 		return 0, err
 	}
 	s.log.Info("unpacked layer", "layer", diffID, "size", size, "took", time.Since(start).Round(time.Millisecond))
 	return size, nil
+}
+
+// commitLayer moves a complete unpacked layer dir into place as diffID.
+func (s *Store) commitLayer(dir, diffID string, size int64) error {
+	final := s.layerDir(diffID)
+	mb, _ := json.Marshal(layerMeta{Size: size})
+	if err := os.WriteFile(final+".json", mb, 0o644); err != nil {
+		return fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	if err := os.Rename(dir, final); err != nil {
+		if _, serr := os.Stat(final); serr == nil {
+			return nil // another writer finished the same layer first
+		}
+		return fmt.Errorf("layer %s: %w", diffID, err)
+	}
+	return syncDir(filepath.Dir(final))
 }
 
 func (s *Store) layerSize(hx string) int64 {

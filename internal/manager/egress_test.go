@@ -49,3 +49,26 @@ func TestPolicyLifecycle(t *testing.T) {
 		t.Fatalf("a sandbox made without a policy has %+v", got)
 	}
 }
+
+// A fork keeps its original's egress policy unless it is given one.
+func TestForkKeepsPolicy(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := egress.Policy{Internet: false, Allow: []string{"registry.test"}}
+	if err := e.m.SetPolicy(ctx, "src", p, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.m.Fork(ctx, "src", []string{"kid"}, "", CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.m.Policy("kid"); err != nil || !reflect.DeepEqual(got, p) {
+		t.Fatalf("fork's policy %+v %v, want the original's %+v", got, err, p)
+	}
+	other := egress.Policy{Internet: true, Deny: []string{"*.evil.test"}}
+	if _, _, err := e.m.Fork(ctx, "src", []string{"kid2"}, "", CreateOptions{Policy: &other}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.m.Policy("kid2"); !reflect.DeepEqual(got, other) {
+		t.Fatalf("fork given a policy has %+v, want %+v", got, other)
+	}
+}

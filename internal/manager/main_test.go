@@ -23,6 +23,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/snapshot"
 	"github.com/hutch-sh/hutch/internal/store"
 )
 
@@ -122,6 +123,7 @@ type env struct {
 	data  string
 	rt    *hookRuntime
 	store *store.Bolt
+	snaps *snapshot.Store
 	m     *Manager
 }
 
@@ -170,7 +172,10 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := New(context.Background(), slog.New(slog.DiscardHandler), Config{DataDir: e.data, AgentBinary: agentBin}, e.rt, defaultImage{cacheDir}, db)
+	if e.snaps, err = snapshot.Open(filepath.Join(e.data, "snapshots"), nil); err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := New(context.Background(), slog.New(slog.DiscardHandler), Config{DataDir: e.data, AgentBinary: agentBin, IdleCheck: 50 * time.Millisecond, Snapshots: e.snaps}, e.rt, defaultImage{cacheDir}, db)
 	if err != nil {
 		db.Close()
 		e.t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -37,6 +37,12 @@ type Config struct {
 	// CABundle is the trust bundle (the host's roots and the egress CA)
 	// sandboxes get; empty keeps the image's.
 	CABundle string
+	// IdleCheck is how often idle sandboxes are looked for (default 1s).
+	IdleCheck time.Duration
+	// Snapshots stores snapshots; nil disables them.
+	Snapshots Snapshots
+	// Remote, when set, is where snapshots are pushed and pulled from.
+	Remote Remote
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -59,6 +65,13 @@ type Manager struct {
 	poolDone chan struct{}
 
 	ids identities // address → sandbox, for the egress proxy
+
+	stopIdle context.CancelFunc
+	idleDone chan struct{}
+
+	// snapMu orders snapshot deletion and GC against sandboxes being
+	// created from snapshots.
+	snapMu sync.Mutex
 }
 
 // box is one sandbox. mu guards every field below it and is held across
@@ -69,6 +82,8 @@ type box struct {
 	conn    *agentconn.Conn
 	broken  bool // the agent did not answer: check the container on next use
 	removed bool // deleted while a caller waited on mu: look the name up again
+	// lastActive is when a call last used the sandbox (see sleep.go).
+	lastActive time.Time
 }
 
 // New loads the persisted sandboxes and reconciles them with the runtime:
@@ -78,19 +93,14 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	if cfg.AgentTimeout == 0 {
 		cfg.AgentTimeout = 10 * time.Second
 	}
+	if cfg.IdleCheck == 0 {
+		cfg.IdleCheck = time.Second
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, err
 	}
 	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, net: cfg.Network, boxes: make(map[string]*box), cgroupParent: CgroupParent(cfg.DataDir)}
-	var recs []Record
-	err := store.Each(func(_ string, raw []byte) error {
-		var r Record
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return err
-		}
-		recs = append(recs, r)
-		return nil
-	})
+	recs, err := m.records()
 	if err != nil {
 		return nil, fmt.Errorf("load sandboxes: %w", err)
 	}
@@ -114,6 +124,10 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		m.poolDone = make(chan struct{})
 		go m.runPool(pctx, m.poolDone)
 	}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopIdle = cancel
+	m.idleDone = make(chan struct{})
+	go m.idleLoop(ictx, cfg.IdleCheck, m.idleDone)
 	return m, nil
 }
 
@@ -161,7 +175,7 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 	if err := m.stop(ctx, b); err != nil {
 		log.Warn("clean up sandbox", "err", err)
 	}
-	if b.rec.State != StateFailed {
+	if b.rec.State != StateFailed && b.rec.State != StateSleeping {
 		b.rec.State = StateStopped
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
@@ -218,6 +232,11 @@ func (m *Manager) Ensure(ctx context.Context, name string, opts CreateOptions) (
 func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error) {
 	for {
 		b, err := m.lookup(name, false)
+		if errors.Is(err, errdefs.ErrNotFound) && m.cfg.Remote != nil {
+			// Perhaps persisted by a daemon elsewhere: wake it here.
+			_, conn, _, err := m.Ensure(ctx, name, CreateOptions{mustResume: true})
+			return conn, err
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -237,17 +256,42 @@ func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error
 }
 
 func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
+	b.lastActive = time.Now()
 	if b.conn != nil && !b.broken {
 		return b.rec, b.conn, false, nil
 	}
 	created := false
 	if b.rec.ID == "" {
-		if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
-			return m.adoptWarm(ctx, b, w, opts)
+		if err := validSleepAfter(opts.SleepAfter); err != nil {
+			m.forget(b)
+			return Record{}, nil, false, err
+		}
+		sess, err := m.resume(ctx, b.rec.Name, &opts)
+		if err == nil && sess == nil && opts.mustResume {
+			err = fmt.Errorf("sandbox %q: %w", b.rec.Name, errdefs.ErrNotFound)
+		}
+		if err != nil {
+			m.forget(b)
+			return Record{}, nil, false, err
+		}
+		if sess == nil {
+			if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
+				return m.adoptWarm(ctx, b, w, opts)
+			}
 		}
 		if err := m.initRecord(ctx, b, opts); err != nil {
 			m.forget(b)
 			return Record{}, nil, false, err
+		}
+		if sess != nil {
+			b.rec.Env, b.rec.Ports, b.rec.Limits = sess.Env, sess.Ports, sess.Limits
+			b.rec.SleepAfter, b.rec.KeepAlive, b.rec.Persist = sess.SleepAfter, sess.KeepAlive, true
+			b.rec.Policy = sess.Policy
+			if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+				_ = m.removeLocked(context.WithoutCancel(ctx), b)
+				return Record{}, nil, false, err
+			}
+			m.log.Info("sandbox resumed from the blob store", "sandbox", b.rec.Name, "snapshot", sess.Snapshot)
 		}
 		created = true
 	}
@@ -289,7 +333,15 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 	if !ok {
 		return fmt.Errorf("instance type %q: unknown (have lite, basic, standard): %w", it, errdefs.ErrInvalidArgument)
 	}
-	img, err := m.images.Resolve(ctx, opts.Image)
+	var img Rootfs
+	var err error
+	if opts.FromSnapshot != "" {
+		m.snapMu.Lock()
+		defer m.snapMu.Unlock()
+		img, err = m.fromSnapshot(ctx, opts.FromSnapshot, opts.Image)
+	} else {
+		img, err = m.images.Resolve(ctx, opts.Image)
+	}
 	if err != nil {
 		return err
 	}
@@ -301,17 +353,20 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 		}
 	}
 	b.rec = Record{
-		Addr:      addr,
-		Name:      b.rec.Name,
-		ID:        id,
-		Image:     img.Image,
-		Runtime:   m.rt.Name(),
-		State:     StateCreating,
-		CreatedAt: time.Now().UTC(),
-		Limits:    limits,
-		Lowers:    img.Lowers,
-		Env:       img.Env,
-		Policy:    opts.Policy,
+		Addr:         addr,
+		Name:         b.rec.Name,
+		ID:           id,
+		Image:        img.Image,
+		Runtime:      m.rt.Name(),
+		State:        StateCreating,
+		CreatedAt:    time.Now().UTC(),
+		Limits:       limits,
+		Lowers:       img.Lowers,
+		Env:          img.Env,
+		SleepAfter:   opts.SleepAfter,
+		KeepAlive:    opts.KeepAlive,
+		FromSnapshot: opts.FromSnapshot,
+		Policy:       opts.Policy,
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		m.release(b.rec)
@@ -327,6 +382,7 @@ func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts CreateOpt
 	b.rec = w.rec
 	b.rec.Name = name
 	b.rec.Policy = opts.Policy
+	b.rec.SleepAfter, b.rec.KeepAlive = opts.SleepAfter, opts.KeepAlive
 	b.rec.CreatedAt, b.rec.StartedAt = now, now
 	b.conn = w.conn
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
@@ -417,11 +473,26 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.removed || b.rec.ID == "" {
+		b.mu.Unlock()
 		return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
 	}
-	return m.removeLocked(ctx, b)
+	fromSnapshot, persisted := b.rec.FromSnapshot != "", b.rec.Persist
+	err = m.removeLocked(ctx, b)
+	b.mu.Unlock()
+	if err == nil && persisted && m.cfg.Remote != nil {
+		// Removed for good: no daemon may wake it again.
+		if err := m.cfg.Remote.DropSession(ctx, name); err != nil {
+			return fmt.Errorf("remove sandbox %q: its persisted session: %w", name, err)
+		}
+	}
+	if err == nil && fromSnapshot {
+		// Its layers may be the last use of a deleted snapshot's.
+		if err := m.collect(ctx); err != nil {
+			m.log.Warn("snapshot gc", "err", err)
+		}
+	}
+	return err
 }
 
 func (m *Manager) removeLocked(ctx context.Context, b *box) error {
@@ -444,6 +515,8 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 // Close stops the warm pool, removing its sandboxes, and drops agent
 // connections; named sandboxes keep running for the next daemon.
 func (m *Manager) Close() {
+	m.stopIdle()
+	<-m.idleDone
 	if m.stopPool != nil {
 		m.stopPool()
 		<-m.poolDone

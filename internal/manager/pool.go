@@ -130,7 +130,7 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 
 // takeWarm hands out a pooled sandbox named name, or nil when none fits.
 func (m *Manager) takeWarm(ctx context.Context, name string, opts CreateOptions) *warm {
-	if m.pool == nil || opts.Image != "" || (opts.InstanceType != "" && opts.InstanceType != DefaultInstanceType) {
+	if m.pool == nil || opts.Image != "" || opts.FromSnapshot != "" || (opts.InstanceType != "" && opts.InstanceType != DefaultInstanceType) {
 		return nil
 	}
 	hn, ok := m.rt.(hostnamer)

@@ -20,6 +20,9 @@ const (
 	StateCreating State = "creating"
 	StateRunning  State = "running"
 	StateStopped  State = "stopped" // disk kept; starts again on next use
+	// StateSleeping: put to sleep when idle or asked; disk, env, ports and
+	// address kept; wakes on the next call.
+	StateSleeping State = "sleeping"
 	StateFailed   State = "failed"
 )
 
@@ -45,6 +48,30 @@ type Record struct {
 	Addr netip.Addr `json:"addr,omitzero"`
 	// Policy is the sandbox's egress policy; nil is egress.DefaultPolicy.
 	Policy *egress.Policy `json:"policy,omitempty"`
+	// SleepAfter is the idle time before the sandbox sleeps (0: the
+	// default); KeepAlive keeps it awake however idle.
+	SleepAfter time.Duration `json:"sleepAfter,omitempty"`
+	KeepAlive  bool          `json:"keepAlive,omitempty"`
+	// FromSnapshot is the snapshot the sandbox was created from.
+	FromSnapshot string `json:"fromSnapshot,omitempty"`
+	// Persist pushes the disk on sleep (see persist.go); Persisted is the
+	// snapshot the last sleep pushed.
+	Persist   bool   `json:"persist,omitempty"`
+	Persisted string `json:"persisted,omitempty"`
+}
+
+// DefaultSleepAfter is how long a sandbox stays idle before it sleeps.
+const DefaultSleepAfter = 10 * time.Minute
+
+// MinSleepAfter is the shortest idle time a sandbox can be given.
+const MinSleepAfter = time.Second
+
+// IdleLimit is rec's effective idle time before sleep.
+func (r Record) IdleLimit() time.Duration {
+	if r.SleepAfter <= 0 {
+		return DefaultSleepAfter
+	}
+	return r.SleepAfter
 }
 
 // Rootfs is a resolved image.
@@ -103,4 +130,10 @@ type CreateOptions struct {
 	Image        string
 	InstanceType string
 	Policy       *egress.Policy // egress policy; nil for the default
+	SleepAfter   time.Duration  // 0: DefaultSleepAfter
+	KeepAlive    bool
+	// FromSnapshot starts the sandbox with a snapshot's disk.
+	FromSnapshot string
+	// mustResume: create it only from a persisted session (see persist.go).
+	mustResume bool
 }

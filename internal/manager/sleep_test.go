@@ -1,0 +1,177 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/runtime"
+)
+
+func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec, conn, _, err := e.m.Ensure(ctx, "nap", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, conn, "echo kept > /workspace/f; sleep 1000 &")
+	tok, err := e.m.Expose(ctx, "nap", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := e.m.Sleep(ctx, "nap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !si.Sleeping || !si.SleepsAt.IsZero() {
+		t.Errorf("after Sleep: %+v, want sleeping with no sleep time", si)
+	}
+	if st, _, _ := e.rt.State(ctx, rec.ID); st != runtime.StatusMissing {
+		t.Errorf("container %s after sleep, want gone", st)
+	}
+	if left := cgroups(rec.ID); len(left) > 0 {
+		t.Errorf("cgroups kept while asleep: %v", left)
+	}
+	requireNoMounts(t, e.m.dir(rec.ID))
+	if got, _ := e.m.Get("nap"); got.State != StateSleeping {
+		t.Errorf("state %q, want sleeping", got.State)
+	}
+	// Sleeping survives a daemon restart.
+	e.restart()
+	if got, _ := e.m.Get("nap"); got.State != StateSleeping {
+		t.Errorf("state after restart %q, want sleeping", got.State)
+	}
+	if !e.m.Preview("nap", 8080, tok) {
+		t.Error("preview token lost across sleep")
+	}
+	before := e.rt.startCount()
+	// Concurrent calls share one wake.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			if _, err := e.m.Conn(ctx, "nap"); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("wake: %v", err)
+	}
+	if n := e.rt.startCount() - before; n != 1 {
+		t.Errorf("%d starts for 8 concurrent calls on a sleeping sandbox, want 1", n)
+	}
+	conn, err = e.m.Conn(ctx, "nap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, conn, "cat /workspace/f; pgrep -c -x sleep || true"); out != "kept\n0\n" {
+		t.Errorf("after wake: %q, want the file kept and no process left", out)
+	}
+	got, _ := e.m.Get("nap")
+	if got.State != StateRunning || got.Addr != rec.Addr || got.ID != rec.ID {
+		t.Errorf("after wake: %+v, want running with the same id and address as %+v", got, rec)
+	}
+}
+
+func TestIdleSleep(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, conn, _, err := e.m.Ensure(ctx, "idle", CreateOptions{SleepAfter: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A quiet exec stream open longer than SleepAfter keeps it awake.
+	run(t, conn, "sleep 2")
+	if got, _ := e.m.Get("idle"); got.State != StateRunning {
+		t.Fatalf("state %q while an exec stream was open, want running", got.State)
+	}
+	si, _ := e.m.GetSleep("idle")
+	if si.SleepsAt.IsZero() || time.Until(si.SleepsAt) > time.Second {
+		t.Errorf("sleeps at %v, want within 1s", si.SleepsAt)
+	}
+	waitState(t, e, "idle", StateSleeping, 3*time.Second)
+
+	// Kept alive: it stays up however idle.
+	keep := true
+	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Conn(ctx, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got, _ := e.m.Get("idle"); got.State != StateRunning {
+		t.Errorf("kept-alive sandbox is %q, want running", got.State)
+	}
+	keep = false
+	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e, "idle", StateSleeping, 3*time.Second)
+}
+
+// A background process's log stream is activity too.
+func TestIdleSleepWaitsForLogStream(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, conn, _, err := e.m.Ensure(ctx, "logs", CreateOptions{SleepAfter: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Process.StartProcess(ctx, connect.NewRequest(&hutchv1.StartProcessRequest{Sandbox: "logs", Id: "p", Shell: "sleep 2"})); err != nil {
+		t.Fatal(err)
+	}
+	s, err := conn.Process.ProcessLogs(ctx, connect.NewRequest(&hutchv1.ProcessLogsRequest{Sandbox: "logs", Id: "p", Follow: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s.Receive() {
+	}
+	s.Close()
+	if got, _ := e.m.Get("logs"); got.State != StateRunning {
+		t.Fatalf("state %q while a log stream was open, want running", got.State)
+	}
+	waitState(t, e, "logs", StateSleeping, 3*time.Second)
+}
+
+func TestSleepBadInput(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.m.Sleep(context.Background(), "nobody"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Sleep(missing) = %v, want not found", err)
+	}
+	short := time.Millisecond
+	if _, _, _, err := e.m.Ensure(context.Background(), "short", CreateOptions{SleepAfter: short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("Ensure(sleepAfter 1ms) = %v, want invalid argument", err)
+	}
+	if _, _, _, err := e.m.Ensure(context.Background(), "ok", CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.ConfigureSleep("ok", SleepSettings{SleepAfter: &short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("ConfigureSleep(1ms) = %v, want invalid argument", err)
+	}
+}
+
+func waitState(t *testing.T, e *env, name string, want State, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got, err := e.m.Get(name)
+		if err == nil && got.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state of %s %q (%v), want %q within %s", name, got.State, err, want, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/client"
+)
+
+// Sleep through the CLI; a preview URL wakes the sandbox; ports keep their
+// URLs and serve again once their server runs again.
+func TestSleepAndWake(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	c := d.Client
+	d.run("nap", "sh", "-c", "echo kept > /workspace/f")
+	u, err := c.ExposePort(ctx, "nap", 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := d.hutch("", "sleep", "nap"); code != 0 || out != "nap\n" {
+		t.Fatalf("hutch sleep: %d %q %s", code, out, stderr)
+	}
+	out, _, code := d.hutch("", "status", "nap")
+	if code != 0 || !strings.Contains(out, "sleeping") || !strings.Contains(out, "asleep; the next call wakes it") {
+		t.Fatalf("status of a sleeping sandbox:\n%s", out)
+	}
+	// A preview request wakes it; nothing listens yet.
+	if status, body := previewGet(t, d, u, "/"); status != 502 || !strings.Contains(body, "nothing listens on port 8000") {
+		t.Errorf("preview of a sleeping sandbox: %d %q, want it woken and 502", status, body)
+	}
+	if s, _ := c.Get(ctx, "nap"); s.State != hutchv1.State_STATE_RUNNING {
+		t.Errorf("after a preview request: %s, want running", s.State)
+	}
+	p, err := c.StartProcess(ctx, "nap", []string{"python3", "-m", "http.server", "8000"}, client.ProcessOptions{Cwd: "/workspace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForPort(ctx, "nap", p.Id, 8000, client.PortOptions{HTTP: true}, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := c.ExposePort(ctx, "nap", 8000); again != u {
+		t.Errorf("URL after sleep %q, want %q", again, u)
+	}
+	if status, body := previewGet(t, d, u, "/f"); status != 200 || body != "kept\n" {
+		t.Errorf("preview after wake: %d %q", status, body)
+	}
+
+	// Idle: it falls asleep by itself; exec wakes it.
+	if _, stderr, code := d.hutch("", "sleep", "nap", "--after", "1s"); code != 0 {
+		t.Fatalf("hutch sleep --after: %s", stderr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, _ := c.Get(ctx, "nap")
+		if s.State == hutchv1.State_STATE_SLEEPING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s 10s after sleepAfter 1s, want sleeping", s.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := d.run("nap", "cat", "/workspace/f"); out != "kept\n" {
+		t.Errorf("after idle sleep: %q", out)
+	}
+	if _, stderr, code := d.hutch("", "sleep", "nobody"); code != 1 || !strings.Contains(stderr, "not found") {
+		t.Errorf("sleep of a missing sandbox: %d %s", code, stderr)
+	}
+	if _, stderr, code := d.hutch("", "sleep", "nap", "--after", "1ms"); code != 1 || !strings.Contains(stderr, "at least 1s") {
+		t.Errorf("sleep --after 1ms: %d %s", code, stderr)
+	}
+}
