@@ -29,7 +29,8 @@ import (
 //     matches an entry;
 //  5. default: internet off lets through only what allow matched;
 //  6. private ranges: an address in a private or special-purpose range
-//     (RFC 1918, CGNAT, benchmarking, documentation, ...) needs an allow
+//     (RFC 1918, CGNAT, benchmarking, ...) or on one of the host's own
+//     networks (its LAN, whatever the range) needs an allow
 //     entry that names that address or a prefix holding it, so an allowed
 //     name never leads to a private address by DNS rebinding;
 //  7. per-host rules: the first rule whose host pattern matches (and whose

@@ -398,7 +398,7 @@ func (p *Proxy) decide(ctx context.Context, id Identity, host string, port uint1
 	if !v.allow {
 		return nil, v.rule
 	}
-	if inAny(special, addr) {
+	if inAny(special, addr) || p.host.onLink(addr) {
 		if _, ok := id.Policy.allowsAddr(addr); !ok {
 			return nil, fmt.Sprintf("%s is the private address %s; allow it explicitly with %q", host, addr, addr.String())
 		}
