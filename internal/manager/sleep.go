@@ -117,7 +117,13 @@ func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
 	}
-	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID)
+	// Its next container waits, created, so that a wake is only its start.
+	if ok, err := m.prepare(ctx, b.rec); err != nil {
+		m.log.Warn("prepare sleeping sandbox; it starts afresh on wake", "sandbox", b.rec.Name, "err", err)
+	} else {
+		b.prepared = ok
+	}
+	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID, "prepared", b.prepared)
 	// Asleep here either way; a failed push is the caller's to know.
 	return perr
 }
