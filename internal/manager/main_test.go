@@ -111,6 +111,19 @@ func (h *hookRuntime) Start(ctx context.Context, id, bundle string, spec *specs.
 	return h.Runtime.Start(ctx, id, bundle, spec, logPath, extra...)
 }
 
+// Create and StartCreated pass through, so sleeping sandboxes are prepared
+// as with the real runtime; a start of a prepared container counts as a start.
+func (h *hookRuntime) Create(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error {
+	return h.Runtime.(preparer).Create(ctx, id, bundle, spec, logPath, extra...)
+}
+
+func (h *hookRuntime) StartCreated(ctx context.Context, id string) error {
+	h.mu.Lock()
+	h.starts++
+	h.mu.Unlock()
+	return h.Runtime.(preparer).StartCreated(ctx, id)
+}
+
 func (h *hookRuntime) startCount() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

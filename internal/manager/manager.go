@@ -19,6 +19,7 @@ import (
 
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/rootfs"
 	"github.com/hutch-sh/hutch/internal/runtime"
 )
 
@@ -82,6 +83,9 @@ type box struct {
 	conn    *agentconn.Conn
 	broken  bool // the agent did not answer: check the container on next use
 	removed bool // deleted while a caller waited on mu: look the name up again
+	// prepared: asleep with its next container created, not started (see
+	// Manager.prepare); a wake only starts it.
+	prepared bool
 	// lastActive is when a call last used the sandbox (see sleep.go).
 	lastActive time.Time
 }
@@ -168,6 +172,19 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 			if err == nil {
 				b.conn = conn
 				log.Info("adopted running sandbox")
+				return
+			}
+		}
+	}
+	if b.rec.State == StateSleeping && keptAddr {
+		// Asleep with a prepared container: keep it while it still waits
+		// on its mounted root.
+		st, _, err := m.rt.State(ctx, b.rec.ID)
+		mounted, merr := rootfs.Mounted(filepath.Join(m.dir(b.rec.ID), "rootfs"))
+		if err == nil && st == runtime.StatusCreated && merr == nil && mounted {
+			if _, ok := m.rt.(preparer); ok {
+				b.prepared = true
+				log.Info("adopted prepared sleeping sandbox")
 				return
 			}
 		}

@@ -12,7 +12,9 @@ import (
 // Sleep: a sandbox idle for its SleepAfter (no call on it, and no request,
 // stream, terminal or preview connection open through its agent) is
 // stopped: its processes end and its memory and CPU are freed, while its
-// disk, env, exposed ports with their tokens and its address stay. Any later
+// disk, env, exposed ports with their tokens and its address stay. Its next
+// container is then prepared (see Manager.prepare): made but not started,
+// only runc's waiting init in its cgroups, so a wake is a start. Any later
 // call wakes it through ensureLocked, which serialises concurrent wakes on
 // the box's lock so they share one start. Reading a sandbox's status is not
 // activity: looking at a sandbox neither wakes it nor keeps it awake.
@@ -117,7 +119,13 @@ func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
 	}
-	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID)
+	// Its next container waits, created, so that a wake is only its start.
+	if ok, err := m.prepare(ctx, b.rec); err != nil {
+		m.log.Warn("prepare sleeping sandbox; it starts afresh on wake", "sandbox", b.rec.Name, "err", err)
+	} else {
+		b.prepared = ok
+	}
+	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID, "prepared", b.prepared)
 	// Asleep here either way; a failed push is the caller's to know.
 	return perr
 }

@@ -3,7 +3,12 @@ package manager
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,21 +38,16 @@ func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
 	if !si.Sleeping || !si.SleepsAt.IsZero() {
 		t.Errorf("after Sleep: %+v, want sleeping with no sleep time", si)
 	}
-	if st, _, _ := e.rt.State(ctx, rec.ID); st != runtime.StatusMissing {
-		t.Errorf("container %s after sleep, want gone", st)
-	}
-	if left := cgroups(rec.ID); len(left) > 0 {
-		t.Errorf("cgroups kept while asleep: %v", left)
-	}
-	requireNoMounts(t, e.m.dir(rec.ID))
+	requirePrepared(t, e, rec)
 	if got, _ := e.m.Get("nap"); got.State != StateSleeping {
 		t.Errorf("state %q, want sleeping", got.State)
 	}
-	// Sleeping survives a daemon restart.
+	// Sleeping survives a daemon restart, which keeps the prepared container.
 	e.restart()
 	if got, _ := e.m.Get("nap"); got.State != StateSleeping {
 		t.Errorf("state after restart %q, want sleeping", got.State)
 	}
+	requirePrepared(t, e, rec)
 	if !e.m.Preview("nap", 8080, tok) {
 		t.Error("preview token lost across sleep")
 	}
@@ -173,5 +173,88 @@ func waitState(t *testing.T, e *env, name string, want State, within time.Durati
 			t.Fatalf("state of %s %q (%v), want %q within %s", name, got.State, err, want, within)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// requirePrepared fails unless sleeping rec holds only a prepared container:
+// created, not started, nothing of the sandbox running in its cgroups, and
+// its memory limit set.
+func requirePrepared(t *testing.T, e *env, rec Record) {
+	t.Helper()
+	st, pid, err := e.rt.State(context.Background(), rec.ID)
+	if err != nil || st != runtime.StatusCreated {
+		t.Fatalf("container %s (%v) while asleep, want created (prepared)", st, err)
+	}
+	procs, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.m.cgroupParent, rec.ID, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(procs)); len(got) != 1 || got[0] != strconv.Itoa(pid) {
+		t.Errorf("processes in the sleeping sandbox's cgroup: %v, want only runc's waiting init %d", got, pid)
+	}
+	lim, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.m.cgroupParent, rec.ID, "memory.limit_in_bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(lim)); got != strconv.FormatInt(rec.Limits.MemoryBytes, 10) {
+		t.Errorf("memory limit of the prepared container %s, want %d", got, rec.Limits.MemoryBytes)
+	}
+}
+
+// Removing a sleeping sandbox removes its prepared container, before and
+// after a daemon restart.
+func TestSleepingRemoveLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var recs []Record
+	for _, name := range []string{"nap-a", "nap-b"} {
+		rec, _, _, err := e.m.Ensure(ctx, name, CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.m.Sleep(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		requirePrepared(t, e, rec)
+		recs = append(recs, rec)
+	}
+	if err := e.m.Delete(ctx, "nap-a"); err != nil {
+		t.Fatal(err)
+	}
+	e.requireGone(t, "nap-a", recs[0].ID)
+	e.restart()
+	if err := e.m.Delete(ctx, "nap-b"); err != nil {
+		t.Fatal(err)
+	}
+	e.requireGone(t, "nap-b", recs[1].ID)
+}
+
+// A prepared container that went away while its sandbox slept (killed from
+// outside) does not stop the wake: the sandbox starts afresh.
+func TestWakeWithoutPreparedContainer(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rec, conn, _, err := e.m.Ensure(ctx, "nap", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, conn, "echo kept > /workspace/f")
+	if _, err := e.m.Sleep(ctx, "nap"); err != nil {
+		t.Fatal(err)
+	}
+	requirePrepared(t, e, rec)
+	_, pid, _ := e.rt.State(ctx, rec.ID)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = e.m.Conn(ctx, "nap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, conn, "cat /workspace/f"); out != "kept\n" {
+		t.Errorf("after wake: %q, want the file kept", out)
+	}
+	if st, _, _ := e.rt.State(ctx, rec.ID); st != runtime.StatusRunning {
+		t.Errorf("container %s after wake, want running", st)
 	}
 }

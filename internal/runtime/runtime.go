@@ -62,6 +62,26 @@ func (r *Runc) Name() string { return "runc" }
 // call. Init's stdout and stderr go to logPath; extra files become its file
 // descriptors 3, 4, ...
 func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error {
+	return r.make(ctx, "run", id, bundle, spec, logPath, extra)
+}
+
+// Create is Start without the start: the container is left in the created
+// state, its namespaces, mounts and cgroups made and runc's init waiting,
+// holding the extra files, until StartCreated runs the process in spec.
+func (r *Runc) Create(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error {
+	return r.make(ctx, "create", id, bundle, spec, logPath, extra)
+}
+
+// StartCreated runs the process of a container Create made.
+func (r *Runc) StartCreated(ctx context.Context, id string) error {
+	if err := r.rc.Start(ctx, id); err != nil {
+		return fmt.Errorf("runc start %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return nil
+}
+
+// make runs `runc run -d` or `runc create` on spec written into bundle.
+func (r *Runc) make(ctx context.Context, verb, id, bundle string, spec *specs.Spec, logPath string, extra []*os.File) error {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -75,13 +95,18 @@ func (r *Runc) Start(ctx context.Context, id, bundle string, spec *specs.Spec, l
 	}
 	defer logf.Close()
 	off, _ := logf.Seek(0, 2)
-	opts := &runc.CreateOpts{IO: fileIO{logf}, Detach: true}
+	opts := &runc.CreateOpts{IO: fileIO{logf}, Detach: verb == "run"} // create always detaches
 	if len(extra) > 0 {
 		opts.ExtraFiles = extra
 	}
-	if _, err := r.rc.Run(ctx, id, bundle, opts); err != nil {
+	if verb == "run" {
+		_, err = r.rc.Run(ctx, id, bundle, opts)
+	} else {
+		err = r.rc.Create(ctx, id, bundle, opts)
+	}
+	if err != nil {
 		_ = r.Delete(context.WithoutCancel(ctx), id)
-		return fmt.Errorf("runc run %s: %v: %s: %w", id, err, tail(logPath, off), errdefs.ErrInternal)
+		return fmt.Errorf("runc %s %s: %v: %s: %w", verb, id, err, tail(logPath, off), errdefs.ErrInternal)
 	}
 	return nil
 }

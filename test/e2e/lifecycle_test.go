@@ -151,6 +151,17 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	if _, err := d.Client.Get(ctx, "gone"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("status after rm: %v", err)
 	}
+	assertGone(t, d, id)
+	// The name is free again, and a new sandbox starts empty.
+	if out := d.run("gone", "sh", "-c", "cat /workspace/f 2>/dev/null || echo empty"); out != "empty\n" {
+		t.Fatalf("new sandbox sees old data: %q", out)
+	}
+}
+
+// assertGone fails if sandbox id left its dir, runc state, cgroups, mounts
+// or processes on the host.
+func assertGone(t *testing.T, d *daemon, id string) {
+	t.Helper()
 	if _, err := os.Stat(filepath.Join(d.data, "sandboxes", id)); !os.IsNotExist(err) {
 		t.Errorf("sandbox dir left: %v", err)
 	}
@@ -164,10 +175,6 @@ func TestRemoveLeavesNothing(t *testing.T) {
 	assertNoMounts(t, filepath.Join(d.data, "sandboxes", id))
 	if pids := pidsInCgroup(id); len(pids) > 0 {
 		t.Errorf("processes left: %v", pids)
-	}
-	// The name is free again, and a new sandbox starts empty.
-	if out := d.run("gone", "sh", "-c", "cat /workspace/f 2>/dev/null || echo empty"); out != "empty\n" {
-		t.Fatalf("new sandbox sees old data: %q", out)
 	}
 }
 

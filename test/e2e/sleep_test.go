@@ -74,3 +74,48 @@ func TestSleepAndWake(t *testing.T) {
 		t.Errorf("sleep --after 1ms: %d %s", code, stderr)
 	}
 }
+
+// A sleeping sandbox waits with its next container prepared: nothing of it
+// runs, a killed daemon's successor keeps it, a wake starts it, and rm
+// leaves nothing, before or after the restart.
+func TestSleepingPreparedAcrossRestartAndRemove(t *testing.T) {
+	d := newDaemon(t)
+	ctx := context.Background()
+	ids := map[string]string{}
+	for _, name := range []string{"nap-a", "nap-b"} {
+		d.run(name, "sh", "-c", "echo kept > /workspace/f; sleep 1000 &")
+		sb, err := d.Client.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = sb.Id
+		if _, err := d.Client.Sleep(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if pids := pidsInCgroup(sb.Id); len(pids) != 1 {
+			t.Errorf("processes of sleeping %s: %v, want only runc's waiting init", name, pids)
+		}
+	}
+	if _, stderr, code := d.hutch("", "rm", "nap-a"); code != 0 {
+		t.Fatalf("rm of a sleeping sandbox: %s", stderr)
+	}
+	assertGone(t, d, ids["nap-a"])
+
+	d.kill()
+	d.start()
+	if s, err := d.Client.Get(ctx, "nap-b"); err != nil || s.State != hutchv1.State_STATE_SLEEPING {
+		t.Fatalf("after restart: %v %v, want sleeping", s, err)
+	}
+	if out := d.run("nap-b", "sh", "-c", "cat /workspace/f; pgrep -c -x sleep || true"); out != "kept\n0\n" {
+		t.Errorf("after wake: %q, want the file kept and no process left", out)
+	}
+	if _, err := d.Client.Sleep(ctx, "nap-b"); err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	d.start()
+	if _, stderr, code := d.hutch("", "rm", "nap-b"); code != 0 {
+		t.Fatalf("rm of a sleeping sandbox after restart: %s", stderr)
+	}
+	assertGone(t, d, ids["nap-b"])
+}
