@@ -19,9 +19,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,8 +27,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netns"
 
+	"github.com/hutch-sh/hutch/internal/nettest"
 	"github.com/hutch-sh/hutch/internal/network"
 )
 
@@ -74,66 +72,6 @@ func rnd(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func sh(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-}
-
-// outside makes a namespace reached from the host at 198.18.X.1, itself at
-// 198.18.X.2, and returns its name and address.
-func outside(t *testing.T) (string, netip.Addr) {
-	t.Helper()
-	var r [2]byte
-	_, _ = rand.Read(r[:])
-	ns, veth := "hutch-eg-"+hex.EncodeToString(r[:]), "hxe"+hex.EncodeToString(r[:])
-	base := fmt.Sprintf("198.18.%d.%d", 128+r[0]%100, r[1]&0xfc)
-	pre := netip.MustParseAddr(base)
-	host, peer := pre.Next(), pre.Next().Next()
-	sh(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	sh(t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", veth).Run() })
-	sh(t, "ip", "addr", "add", host.String()+"/30", "dev", veth)
-	sh(t, "ip", "link", "set", veth, "up")
-	sh(t, "ip", "-n", ns, "addr", "add", peer.String()+"/30", "dev", "eth0")
-	sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
-	sh(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	return "/run/netns/" + ns, peer
-}
-
-// inNS runs fn on a thread in the namespace at path; the thread is never
-// unlocked, so the runtime retires it.
-func inNS(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-func listenNS(t *testing.T, path, addr string) net.Listener {
-	t.Helper()
-	var ln net.Listener
-	if err := inNS(path, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln
 }
 
 // upstream answers with what it received, as JSON: which server, host,
@@ -211,7 +149,7 @@ func newWorld(t *testing.T) (*world, string) {
 	w := &world{t: t, ids: &registry{m: make(map[netip.Addr]Identity)}}
 	var nsPaths [2]string
 	for i := range w.up {
-		nsPaths[i], w.up[i] = outside(t)
+		nsPaths[i], _, w.up[i] = nettest.Outside(t)
 	}
 	w.names = map[string]netip.Addr{
 		"public.test": w.up[0], "api.test": w.up[0], "a.glob.test": w.up[0], "x.y.glob.test": w.up[0],
@@ -226,10 +164,10 @@ func newWorld(t *testing.T) (*world, string) {
 	upRoots, upCert := testCA(t, names, w.up[:])
 	for i, ns := range nsPaths {
 		srv := &http.Server{Handler: upstream(fmt.Sprintf("up%d", i))}
-		go func() { _ = srv.Serve(listenNS(t, ns, ":80")) }()
+		go func() { _ = srv.Serve(nettest.Listen(t, ns, ":80")) }()
 		tsrv := &http.Server{Handler: upstream(fmt.Sprintf("up%d", i)), TLSConfig: &tls.Config{Certificates: []tls.Certificate{upCert}}}
-		go func() { _ = tsrv.ServeTLS(listenNS(t, ns, ":443"), "", "") }()
-		raw := listenNS(t, ns, ":7000")
+		go func() { _ = tsrv.ServeTLS(nettest.Listen(t, ns, ":443"), "", "") }()
+		raw := nettest.Listen(t, ns, ":7000")
 		go func() {
 			for {
 				c, err := raw.Accept()
@@ -296,7 +234,7 @@ func (w *world) client(nsPath string, hosts map[string]netip.Addr) *http.Client 
 			addr = net.JoinHostPort(a.String(), port)
 		}
 		var c net.Conn
-		err := inNS(nsPath, func() (err error) {
+		err := nettest.In(nsPath, func() (err error) {
 			c, err = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 			return err
 		})
@@ -509,7 +447,7 @@ func TestEgressMatrix(t *testing.T) {
 		for _, pol := range []Policy{{Internet: true}, {Internet: true, Allow: []string{A}}} {
 			w.policy(sbAddr, pol)
 			var got string
-			err := inNS(nsPath, func() error {
+			err := nettest.In(nsPath, func() error {
 				c, err := net.DialTimeout("tcp", net.JoinHostPort(A, "7000"), 3*time.Second)
 				if err != nil {
 					return err
@@ -546,7 +484,7 @@ func TestEgressMatrix(t *testing.T) {
 		} {
 			w.policy(sbAddr, tc.pol)
 			var rcode int
-			err := inNS(nsPath, func() error {
+			err := nettest.In(nsPath, func() error {
 				q := new(dns.Msg)
 				q.SetQuestion(tc.name+".", dns.TypeA)
 				r, err := dns.Exchange(q, net.JoinHostPort(w.gateway.String(), "53"))
@@ -567,7 +505,7 @@ func TestEgressMatrix(t *testing.T) {
 
 	t.Run("udp is dropped", func(t *testing.T) {
 		w.policy(sbAddr, allowAB)
-		err := inNS(nsPath, func() error {
+		err := nettest.In(nsPath, func() error {
 			c, err := net.Dial("udp4", net.JoinHostPort(A, "7001"))
 			if err != nil {
 				return err
@@ -664,7 +602,7 @@ func TestEgressMatrix(t *testing.T) {
 	t.Run("an open tunnel is in the log while it lasts", func(t *testing.T) {
 		w.policy(sbAddr, Policy{Internet: true, Allow: []string{"public.test", A}})
 		var c *tls.Conn
-		err := inNS(nsPath, func() (err error) {
+		err := nettest.In(nsPath, func() (err error) {
 			c, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(A, "443"), &tls.Config{ServerName: "public.test", RootCAs: w.roots})
 			return err
 		})
@@ -688,7 +626,7 @@ func TestEgressMatrix(t *testing.T) {
 		}()
 		// 8 raw connections held open (the upstream's raw port answers and
 		// closes, so use its HTTP port and send nothing): the 9th is cut.
-		err := inNS(nsPath, func() error {
+		err := nettest.In(nsPath, func() error {
 			for range 9 {
 				c, err := net.DialTimeout("tcp", net.JoinHostPort(A, "443"), 3*time.Second)
 				if err != nil {

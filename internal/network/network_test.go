@@ -9,40 +9,18 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/hutch-sh/hutch/internal/nettest"
 )
 
-// inNetns runs fn on a thread inside the namespace at path. The thread is
-// never unlocked, so the runtime retires it afterwards.
-func inNetns(t *testing.T, path string, fn func() error) error {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		ns, err := netns.GetFromPath(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
 func dialFrom(t *testing.T, nsPath, addr string) (local, remote string, err error) {
-	err = inNetns(t, nsPath, func() error {
+	err = nettest.In(nsPath, func() error {
 		c, err := net.DialTimeout("tcp", addr, 700*time.Millisecond)
 		if err != nil {
 			return err
@@ -72,14 +50,7 @@ func serveRemote(ln net.Listener) {
 
 func listenIn(t *testing.T, nsPath, addr string) net.Listener {
 	t.Helper()
-	var ln net.Listener
-	if err := inNetns(t, nsPath, func() (err error) {
-		ln, err = net.Listen("tcp4", addr)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := nettest.Listen(t, nsPath, addr)
 	go serveRemote(ln)
 	return ln
 }
@@ -188,7 +159,7 @@ func TestSandboxNetwork(t *testing.T) {
 	}
 
 	// DNS goes through the forwarder on the gateway to the host's resolver.
-	err = inNetns(t, ns[0], func() error {
+	err = nettest.In(ns[0], func() error {
 		q := new(dns.Msg)
 		q.SetQuestion("example.test.", dns.TypeA)
 		r, err := dns.Exchange(q, net.JoinHostPort(gw.String(), "53"))
@@ -206,16 +177,16 @@ func TestSandboxNetwork(t *testing.T) {
 
 	// Outbound traffic leaves NATed: a server outside sees the host's
 	// address, not the sandbox's.
-	outside, outsideHost := outsideNetns(t, dir)
+	outside, outsideHost, outsidePeer := nettest.Outside(t)
 	listenIn(t, outside, "0.0.0.0:9000")
-	local, remote, err := dialFrom(t, ns[0], "198.18.77.2:9000")
+	local, remote, err := dialFrom(t, ns[0], net.JoinHostPort(outsidePeer.String(), "9000"))
 	if err != nil {
 		t.Fatalf("sandbox cannot reach the outside: %v", err)
 	}
 	if !strings.HasPrefix(local, addrs[0].String()+":") {
 		t.Errorf("sandbox's local address %s, want %s", local, addrs[0])
 	}
-	if remote != outsideHost {
+	if remote != outsideHost.String() {
 		t.Errorf("outside saw %s, want the host's %s (masquerade)", remote, outsideHost)
 	}
 
@@ -254,49 +225,6 @@ func TestSandboxNetwork(t *testing.T) {
 	}
 }
 
-// outsideNetns makes a namespace standing for the internet, reached from the
-// host over a veth on 198.18.77.0/30 (a benchmarking range): 198.18.77.1 on
-// the host, 198.18.77.2 inside.
-func outsideNetns(t *testing.T, dir string) (path, hostAddr string) {
-	t.Helper()
-	path = filepath.Join(dir, "outside")
-	if err := newNetns(path); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = removeNetns(path) })
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	name := "hxo" + randTag(t)
-	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns))}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if l, err := netlink.LinkByName(name); err == nil {
-			_ = netlink.LinkDel(l)
-		}
-	})
-	l, _ := netlink.LinkByName(name)
-	if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: ipnet(netip.MustParseAddr("198.18.77.1"), 30)}); err != nil {
-		t.Fatal(err)
-	}
-	_ = netlink.LinkSetUp(l)
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	eth, _ := h.LinkByName("eth0")
-	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: ipnet(netip.MustParseAddr("198.18.77.2"), 30)}); err != nil {
-		t.Fatal(err)
-	}
-	_ = h.LinkSetUp(eth)
-	lo, _ := h.LinkByName("lo")
-	_ = h.LinkSetUp(lo)
-	return path, "198.18.77.1"
-}
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {

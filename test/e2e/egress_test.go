@@ -19,14 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/nettest"
 )
 
 // httpsOutside serves h over HTTPS on port 8443 of a namespace standing for
@@ -34,30 +32,8 @@ import (
 // written to caFile. It returns the host's address.
 func httpsOutside(t *testing.T, h http.Handler, caFile string) string {
 	t.Helper()
-	var r [2]byte
-	_, _ = rand.Read(r[:])
-	tag := hex.EncodeToString(r[:])
-	ns, veth := "hutch-e2e-eg"+tag, "hxh"+tag
-	hostIP := fmt.Sprintf("198.19.%d.%d", r[0], r[1]&0xfc+1)
-	peerIP := fmt.Sprintf("198.19.%d.%d", r[0], r[1]&0xfc+2)
-	for _, args := range [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
-		{"ip", "addr", "add", hostIP + "/30", "dev", veth},
-		{"ip", "link", "set", veth, "up"},
-		{"ip", "-n", ns, "addr", "add", peerIP + "/30", "dev", "eth0"},
-		{"ip", "-n", ns, "link", "set", "eth0", "up"},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-	} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-		if args[1] == "netns" {
-			t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		} else if args[1] == "link" && args[2] == "add" {
-			t.Cleanup(func() { _ = exec.Command("ip", "link", "del", veth).Run() })
-		}
-	}
+	nsPath, _, peer := nettest.Outside(t)
+	peerIP := peer.String()
 
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caT := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e outside CA"}, IsCA: true,
@@ -72,27 +48,8 @@ func httpsOutside(t *testing.T, h http.Handler, caFile string) string {
 		t.Fatal(err)
 	}
 
-	// A socket made on a thread in the namespace stays in it.
-	lnc := make(chan net.Listener, 1)
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is retired
-		h, err := netns.GetFromName(ns)
-		if err == nil {
-			err = netns.Set(h)
-			h.Close()
-		}
-		var ln net.Listener
-		if err == nil {
-			ln, err = net.Listen("tcp4", peerIP+":8443")
-		}
-		lnc <- ln
-		errc <- err
-	}()
-	ln := <-lnc
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	// A socket made in the namespace stays in it.
+	ln := nettest.Listen(t, nsPath, peerIP+":8443")
 	srv := &http.Server{Handler: h, TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}}}}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { srv.Close() })

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/nettest"
 )
 
 // reach reports what happens when sandbox name sends an HTTP GET to addr:
@@ -165,33 +164,12 @@ func TestSandboxNetwork(t *testing.T) {
 }
 
 // gitServerOutside serves a repository with git daemon in a network
-// namespace of its own, standing for a remote host, and returns its
-// host:port. The host routes to it over a veth on 198.18.0.0/15 (a
-// benchmarking range).
+// namespace of its own, standing for a remote host (nettest.Outside), and
+// returns its host:port.
 func gitServerOutside(t *testing.T) string {
 	t.Helper()
-	var r [2]byte
-	_, _ = rand.Read(r[:])
-	tag := hex.EncodeToString(r[:])
-	ns, veth := "hutch-e2e-"+tag, "hxg"+tag
-	// 198.18.X.Y/30 with X.Y from the tag, so parallel runs do not collide.
-	hostIP := fmt.Sprintf("198.18.%d.%d", r[0], r[1]&0xfc+1)
-	peerIP := fmt.Sprintf("198.18.%d.%d", r[0], r[1]&0xfc+2)
-	sh := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
-	sh("ip", "netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", veth).Run() })
-	sh("ip", "addr", "add", hostIP+"/30", "dev", veth)
-	sh("ip", "link", "set", veth, "up")
-	sh("ip", "-n", ns, "addr", "add", peerIP+"/30", "dev", "eth0")
-	sh("ip", "-n", ns, "link", "set", "eth0", "up")
-	sh("ip", "-n", ns, "link", "set", "lo", "up")
+	nsPath, _, peer := nettest.Outside(t)
+	ns, peerIP := filepath.Base(nsPath), peer.String()
 
 	dir := t.TempDir()
 	git := func(args ...string) {
