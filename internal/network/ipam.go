@@ -85,3 +85,14 @@ func (p *ipam) Owner(a netip.Addr) (string, bool) {
 	o, ok := p.owners[a]
 	return o, ok
 }
+
+// held returns every owner with its address.
+func (p *ipam) held() map[string]netip.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]netip.Addr, len(p.owners))
+	for a, o := range p.owners {
+		out[o] = a
+	}
+	return out
+}

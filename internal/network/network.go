@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -59,6 +60,8 @@ type Network struct {
 	ipam   *ipam
 	fwd    *forwarder
 	egress bool
+
+	portsMu sync.Mutex // serialises rewrites of the bridge-port rules
 }
 
 // Attachment is how a sandbox is connected.
@@ -273,6 +276,9 @@ func (n *Network) Setup(id, nsPath string, addr netip.Addr) (att Attachment, err
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw}); err != nil {
 		return att, fmt.Errorf("default route: %w", err)
 	}
+	if err := n.syncPorts(id, addr); err != nil {
+		return att, err
+	}
 	return Attachment{Addr: addr, Gateway: n.ipam.gateway, Subnet: n.subnet}, nil
 }
 
@@ -297,6 +303,26 @@ func (n *Network) Sweep(known func(id string) bool) {
 			_ = netlink.LinkDel(l)
 		}
 	}
+	// The addresses of the sandboxes known are reserved by now: their
+	// ports' rules are rewritten from them.
+	if err := n.syncPorts("", netip.Addr{}); err != nil {
+		n.log.Warn("bridge port rules", "err", err)
+	}
+}
+
+// syncPorts rewrites the bridge-port rules from every address held, plus
+// id's addr when given: each sandbox port may only send as its own address.
+func (n *Network) syncPorts(id string, addr netip.Addr) error {
+	n.portsMu.Lock()
+	defer n.portsMu.Unlock()
+	ports := make(map[string]netip.Addr)
+	for owner, a := range n.ipam.held() {
+		ports[vethName(owner)] = a
+	}
+	if id != "" {
+		ports[vethName(id)] = addr
+	}
+	return applyPortRules(n.tag, ports)
 }
 
 // ports lists the links attached to the bridge.

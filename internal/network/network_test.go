@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 
@@ -61,14 +63,20 @@ func randTag(t *testing.T) string {
 	return "t" + hex.EncodeToString(b[:])
 }
 
-// fakeUpstream answers every A query with 203.0.113.7.
-func fakeUpstream(t *testing.T, addr string) {
+// fakeUpstream answers every A query with 203.0.113.7, and reports whether
+// it was asked a name.
+func fakeUpstream(t *testing.T, addr string) (asked func(name string) bool) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", addr)
 	if err != nil {
 		t.Skipf("cannot bind a fake resolver on %s: %v", addr, err)
 	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		mu.Lock()
+		seen[q.Question[0].Name] = true
+		mu.Unlock()
 		m := new(dns.Msg)
 		m.SetReply(q)
 		rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A 203.0.113.7")
@@ -77,6 +85,11 @@ func fakeUpstream(t *testing.T, addr string) {
 	})}
 	go func() { _ = srv.ActivateAndServe() }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
+	return func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[name]
+	}
 }
 
 func TestSandboxNetwork(t *testing.T) {
@@ -85,7 +98,7 @@ func TestSandboxNetwork(t *testing.T) {
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.153\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fakeUpstream(t, "127.0.0.153:53")
+	asked := fakeUpstream(t, "127.0.0.153:53")
 	tag := randTag(t)
 	cfg := Config{Tag: tag, StateFile: filepath.Join(dir, "network.json"), ResolvConf: resolv}
 	n, err := Open(slog.New(slog.DiscardHandler), cfg)
@@ -175,6 +188,39 @@ func TestSandboxNetwork(t *testing.T) {
 		t.Errorf("dns from sandbox: %v", err)
 	}
 
+	// A sandbox cannot send as another: sandbox 0 takes sandbox 1's address
+	// as a second one of its own (root in the test can; in a sandbox, raw
+	// sockets can) and looks a name up from it. The query must never reach
+	// the upstream: it would be judged by sandbox 1's policy, a way out for
+	// data that sandbox 0's policy keeps in.
+	spoof := func(src netip.Addr, name string) {
+		_ = nettest.In(ns[0], func() error {
+			c := &dns.Client{Net: "udp", Timeout: 700 * time.Millisecond,
+				Dialer: &net.Dialer{Timeout: 700 * time.Millisecond, LocalAddr: &net.UDPAddr{IP: src.AsSlice()}}}
+			q := new(dns.Msg)
+			q.SetQuestion(name, dns.TypeA)
+			_, _, err := c.Exchange(q, net.JoinHostPort(gw.String(), "53"))
+			return err
+		})
+	}
+	if err := nettest.In(ns[0], func() error {
+		eth, err := netlink.LinkByName(PeerName)
+		if err != nil {
+			return err
+		}
+		return netlink.AddrAdd(eth, &netlink.Addr{IPNet: ipnet(addrs[1], 32)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	spoof(addrs[1], "spoofed.test.")
+	spoof(addrs[0], "own.test.")
+	if !asked("own.test.") {
+		t.Errorf("sandbox 0's query from its own address did not reach the upstream")
+	}
+	if asked("spoofed.test.") {
+		t.Errorf("sandbox 0's query sent as sandbox 1 (%s) reached the upstream", addrs[1])
+	}
+
 	// Outbound traffic leaves NATed: a server outside sees the host's
 	// address, not the sandbox's.
 	outside, outsideHost, outsidePeer := nettest.Outside(t)
@@ -213,6 +259,15 @@ func TestSandboxNetwork(t *testing.T) {
 	if ok, err := hasRules(tag); err != nil || ok {
 		t.Errorf("nftables table left behind (%v)", err)
 	}
+	if c, err := nftables.New(); err == nil {
+		if ts, err := c.ListTablesOfFamily(nftables.TableFamilyBridge); err == nil {
+			for _, tb := range ts {
+				if tb.Name == "hutch-"+tag {
+					t.Errorf("bridge table %s left behind", tb.Name)
+				}
+			}
+		}
+	}
 
 	// The subnet survives a restart.
 	n2, err := Open(slog.New(slog.DiscardHandler), cfg)
@@ -224,7 +279,6 @@ func TestSandboxNetwork(t *testing.T) {
 		t.Fatalf("subnet after restart %s, want %s", n2.Subnet(), n.Subnet())
 	}
 }
-
 
 func TestMain(m *testing.M) {
 	if os.Geteuid() != 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sort"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -110,14 +111,72 @@ func applyRules(rs ruleSet) error {
 	return nil
 }
 
-// removeRules deletes the daemon's table; absent is fine.
+// portTable holds the daemon's bridge-family rules: on its bridge's ports,
+// a frame from a sandbox must carry that sandbox's own address, as IPv4
+// source and as ARP sender. Without them a sandbox with CAP_NET_RAW could
+// send as another (and be judged by the other's egress policy, e.g. for DNS
+// queries), or poison the host's neighbour entry for another's address.
+func portTable(tag string) *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyBridge, Name: "hutch-" + tag}
+}
+
+// applyPortRules replaces the bridge table with rules for ports, host-side
+// veth name → the only address that may come from it.
+func applyPortRules(tag string, ports map[string]netip.Addr) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	t := portTable(tag)
+	c.AddTable(t)
+	c.DelTable(t)
+	t = c.AddTable(t)
+	accept := nftables.ChainPolicyAccept
+	ch := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	names := make([]string, 0, len(ports))
+	for name := range ports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := ports[name].As4()
+		// ip saddr at offset 12 of the IPv4 header; the ARP sender's
+		// protocol address at offset 14 of an Ethernet/IPv4 ARP packet.
+		rule(c, ch, iif(name), etherType(0x0800), notAt(12, a[:]), verdict(expr.VerdictDrop))
+		rule(c, ch, iif(name), etherType(0x0806), notAt(14, a[:]), verdict(expr.VerdictDrop))
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install nftables port rules: %w", err)
+	}
+	return nil
+}
+
+func etherType(t uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(t)},
+	}
+}
+
+// notAt matches when the network-header bytes at offset differ from want.
+func notAt(offset uint32, want []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(len(want))},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: want},
+	}
+}
+
+// removeRules deletes the daemon's tables; absent is fine.
 func removeRules(tag string) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	c.AddTable(tableFor(tag))
-	c.DelTable(tableFor(tag))
+	for _, t := range []*nftables.Table{tableFor(tag), portTable(tag)} {
+		c.AddTable(t)
+		c.DelTable(t)
+	}
 	return c.Flush()
 }
 
