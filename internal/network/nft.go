@@ -43,7 +43,8 @@ import (
 // TCP is rejected too.
 //
 // Sandboxes on one bridge cannot reach each other either: their bridge
-// ports are isolated. Refused traffic is rejected (ICMP administratively
+// ports are isolated. A second table, bridge hutch-TAG (see portTable),
+// lets each port pass only its sandbox's own address. Refused traffic is rejected (ICMP administratively
 // prohibited), not dropped, so a program in a sandbox fails at once instead
 // of waiting for a timeout.
 
