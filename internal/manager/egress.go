@@ -2,12 +2,10 @@ package manager
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"sync"
 
 	"github.com/hutch-sh/hutch/internal/egress"
-	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
 // identities maps sandbox addresses to names and policies for the egress
@@ -64,31 +62,19 @@ func (m *Manager) SetPolicy(ctx context.Context, name string, p egress.Policy, c
 			return err
 		}
 	}
-	for {
-		b, err := m.lookup(name, false)
-		if err != nil {
-			return err
-		}
-		b.mu.Lock()
-		if b.removed {
-			b.mu.Unlock()
-			continue
-		}
-		if b.rec.ID == "" {
-			b.mu.Unlock()
-			return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
-		}
-		prev := b.rec.Policy
-		b.rec.Policy = &p
-		if err := m.store.Put(b.rec.Name, b.rec); err != nil {
-			b.rec.Policy = prev
-			b.mu.Unlock()
-			return err
-		}
-		m.ids.index(b.rec)
-		b.mu.Unlock()
-		return nil
+	b, err := m.existing(name)
+	if err != nil {
+		return err
 	}
+	defer b.mu.Unlock()
+	prev := b.rec.Policy
+	b.rec.Policy = &p
+	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+		b.rec.Policy = prev
+		return err
+	}
+	m.ids.index(b.rec)
+	return nil
 }
 
 // Policy returns name's egress policy.

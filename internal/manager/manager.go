@@ -446,15 +446,11 @@ func (m *Manager) MarkBroken(name string) {
 
 // Get returns the record of name.
 func (m *Manager) Get(name string) (Record, error) {
-	b, err := m.lookup(name, false)
+	b, err := m.existing(name)
 	if err != nil {
 		return Record{}, err
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.removed || b.rec.ID == "" {
-		return Record{}, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
-	}
 	return b.rec, nil
 }
 
@@ -485,14 +481,9 @@ func (m *Manager) List() []Record {
 
 // Delete stops name and removes everything it had.
 func (m *Manager) Delete(ctx context.Context, name string) error {
-	b, err := m.lookup(name, false)
+	b, err := m.existing(name)
 	if err != nil {
 		return err
-	}
-	b.mu.Lock()
-	if b.removed || b.rec.ID == "" {
-		b.mu.Unlock()
-		return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
 	}
 	fromSnapshot, persisted := b.rec.FromSnapshot != "", b.rec.Persist
 	err = m.removeLocked(ctx, b)

@@ -73,15 +73,11 @@ func (m *Manager) Expose(ctx context.Context, name string, port int) (string, er
 
 // Unexpose withdraws a port's preview URL; its token never works again.
 func (m *Manager) Unexpose(name string, port int) error {
-	b, err := m.lookup(name, false)
+	b, err := m.existing(name)
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.removed || b.rec.ID == "" {
-		return fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
-	}
 	if _, ok := b.rec.Ports[port]; !ok {
 		return fmt.Errorf("port %d of sandbox %q is not exposed: %w", port, name, errdefs.ErrNotFound)
 	}
