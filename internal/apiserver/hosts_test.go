@@ -425,9 +425,13 @@ type fakeEgress struct{ recorder }
 
 var _ apiserver.Egress = (*fakeEgress)(nil)
 
-func (f *fakeEgress) SetSecret(name, _ string) error { f.record("set secret " + name); return nil }
-func (f *fakeEgress) DeleteSecret(name string) error { f.record("delete secret " + name); return nil }
-func (f *fakeEgress) SecretNames() []string          { f.record("secrets"); return nil }
+func (f *fakeEgress) SetSecret(name, _ string, _ []string) error {
+	f.record("set secret " + name)
+	return nil
+}
+
+func (f *fakeEgress) DeleteSecret(name string) error   { f.record("delete secret " + name); return nil }
+func (f *fakeEgress) ListSecrets() []egress.SecretInfo { f.record("secrets"); return nil }
 
 func (f *fakeEgress) SetPolicy(_ context.Context, sandbox string, _ egress.Policy, _ bool) error {
 	f.record("set policy " + sandbox)
