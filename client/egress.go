@@ -9,9 +9,12 @@ import (
 )
 
 // SetSecret stores or rotates a secret in the daemon, for egress rules to
-// inject ({{secret:NAME}}); no call ever returns its value.
-func (c *Client) SetSecret(ctx context.Context, name, value string) error {
-	_, err := c.egress.SetSecret(ctx, connect.NewRequest(&hutchv1.SetSecretRequest{Name: name, Value: value}))
+// inject ({{secret:NAME}}); no call ever returns its value. scope, globs
+// over sandbox names ("agent-*"; "*" for every sandbox), limits which
+// sandboxes' rules may use it; without one a rotation keeps the secret's
+// scope, and a new secret is for every sandbox.
+func (c *Client) SetSecret(ctx context.Context, name, value string, scope ...string) error {
+	_, err := c.egress.SetSecret(ctx, connect.NewRequest(&hutchv1.SetSecretRequest{Name: name, Value: value, Scope: scope}))
 	return wrap(err)
 }
 
@@ -21,13 +24,19 @@ func (c *Client) DeleteSecret(ctx context.Context, name string) error {
 	return wrap(err)
 }
 
-// Secrets lists the secrets' names.
-func (c *Client) Secrets(ctx context.Context) ([]string, error) {
+// Secrets lists the secrets' names and scopes. A daemon older than scopes
+// tells names only: their scope is left empty.
+func (c *Client) Secrets(ctx context.Context) ([]*hutchv1.SecretInfo, error) {
 	resp, err := c.egress.ListSecrets(ctx, connect.NewRequest(&hutchv1.ListSecretsRequest{}))
 	if err != nil {
 		return nil, wrap(err)
 	}
-	return resp.Msg.Names, nil
+	if len(resp.Msg.Secrets) == 0 {
+		for _, n := range resp.Msg.Names {
+			resp.Msg.Secrets = append(resp.Msg.Secrets, &hutchv1.SecretInfo{Name: n})
+		}
+	}
+	return resp.Msg.Secrets, nil
 }
 
 // SetPolicy replaces a sandbox's egress policy (JSON) and returns it as the

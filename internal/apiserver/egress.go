@@ -15,9 +15,9 @@ import (
 
 // Egress is what the API needs for egress control.
 type Egress interface {
-	SetSecret(name, value string) error
+	SetSecret(name, value string, scope []string) error
 	DeleteSecret(name string) error
-	SecretNames() []string
+	ListSecrets() []egress.SecretInfo
 	SetPolicy(ctx context.Context, sandbox string, p egress.Policy, create bool) error
 	Policy(sandbox string) (egress.Policy, error)
 	Log(sandbox string, n int) []egress.Entry
@@ -31,7 +31,7 @@ type egressService struct{ s *Server }
 var _ hutchv1connect.EgressServiceHandler = (*egressService)(nil)
 
 func (h *egressService) SetSecret(_ context.Context, req *connect.Request[hutchv1.SetSecretRequest]) (*connect.Response[hutchv1.SetSecretResponse], error) {
-	if err := h.s.cfg.Egress.SetSecret(req.Msg.Name, req.Msg.Value); err != nil {
+	if err := h.s.cfg.Egress.SetSecret(req.Msg.Name, req.Msg.Value, req.Msg.Scope); err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
 	return connect.NewResponse(&hutchv1.SetSecretResponse{}), nil
@@ -45,7 +45,13 @@ func (h *egressService) DeleteSecret(_ context.Context, req *connect.Request[hut
 }
 
 func (h *egressService) ListSecrets(context.Context, *connect.Request[hutchv1.ListSecretsRequest]) (*connect.Response[hutchv1.ListSecretsResponse], error) {
-	return connect.NewResponse(&hutchv1.ListSecretsResponse{Names: h.s.cfg.Egress.SecretNames()}), nil
+	secrets := h.s.cfg.Egress.ListSecrets()
+	out := &hutchv1.ListSecretsResponse{Names: make([]string, 0, len(secrets)), Secrets: make([]*hutchv1.SecretInfo, 0, len(secrets))}
+	for _, sec := range secrets {
+		out.Names = append(out.Names, sec.Name)
+		out.Secrets = append(out.Secrets, &hutchv1.SecretInfo{Name: sec.Name, Scope: sec.Scope.Globs()})
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (h *egressService) SetPolicy(ctx context.Context, req *connect.Request[hutchv1.SetPolicyRequest]) (*connect.Response[hutchv1.PolicyResponse], error) {

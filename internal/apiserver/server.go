@@ -49,6 +49,13 @@ type Config struct {
 	// Keys, when set, are required ("Authorization: Bearer KEY") on every
 	// request but /healthz and preview URLs, which carry their own token.
 	Keys []string
+	// AllowedHosts are the Host names (or addresses) the API answers besides
+	// localhost and loopback addresses; AnyHost answers every one, with
+	// Keys only. Config.Check validates them.
+	AllowedHosts []string
+	// LocalAddrs are the daemon's own addresses, which the API answers as
+	// Host too: the listener's, or every interface's for a wildcard one.
+	LocalAddrs []netip.Addr
 	// PreviewDomain and PreviewPort make preview URLs:
 	// http://{port}-{name}-{token}.{PreviewDomain}:{PreviewPort}/.
 	PreviewDomain string
@@ -65,16 +72,16 @@ type Server struct {
 	sb      Sandboxes
 	keys    []string
 	cfg     Config
+	hosts   hosts
+	log     *slog.Logger
 	mux     *http.ServeMux
 	preview *preview.Router
 }
 
 // New returns the API handler.
 func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
-	if cfg.PreviewDomain == "" {
-		cfg.PreviewDomain = "localhost"
-	}
-	s := &Server{sb: sb, keys: cfg.Keys, cfg: cfg, mux: http.NewServeMux(), preview: preview.New(sb, cfg.PreviewDomain, log)}
+	cfg.PreviewDomain = previewDomain(cfg.PreviewDomain)
+	s := &Server{sb: sb, keys: cfg.Keys, cfg: cfg, hosts: newHosts(cfg), log: log, mux: http.NewServeMux(), preview: preview.New(sb, cfg.PreviewDomain, log)}
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(MaxMessageBytes),
 		connect.WithCompressMinBytes(64 << 10),
@@ -102,16 +109,36 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return s
 }
 
+// ServeHTTP is the one gateway of every request: hosts under the preview
+// domain go to previews (a wrong one is the router's 404, never the API),
+// /healthz answers any host (load balancers; it tells nothing), and the
+// rest reaches the API only if admit lets it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, _, _, ok := s.preview.Match(r.Host); ok {
+	if s.preview.Owns(hostname(r.Host)) {
 		s.preview.ServeHTTP(w, r)
 		return
 	}
+	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
+	if msg, ok := s.admit(r); !ok {
+		s.refuse(w, r, msg)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// previewDomain is the preview domain as the router matches it.
+func previewDomain(d string) string {
+	d = strings.Trim(strings.ToLower(d), ".")
+	if d == "" {
+		return "localhost"
+	}
+	return d
 }
 
 // previewURL is the public URL of an exposed port.

@@ -49,6 +49,7 @@ func newServeCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.CacheDir, "cache", "/var/cache/hutch", "directory for images and layers (shared by daemons)")
 	f.StringVar(&cfg.AgentBinary, "agent", "", "path of hutch-agent (default: next to hutch)")
 	f.StringSliceVar(&keys, "api-key", nil, "API key clients must send (repeatable; also HUTCH_API_KEYS, comma-separated)")
+	f.StringArrayVar(&cfg.AllowedHosts, "allowed-host", nil, "host name (or address) the API answers besides localhost and its own addresses, e.g. the name of a reverse proxy (repeatable; '*' for every name, only with --api-key)")
 	f.StringVar(&cfg.PreviewDomain, "preview-domain", "localhost", "domain of preview URLs (needs wildcard DNS to this host unless it is localhost)")
 	f.IntVar(&cfg.WarmPool, "warm", 2, "sandboxes of the default image kept running, ready to be named (0 disables)")
 	f.StringVar(&subnet, "subnet", "", "IPv4 prefix for sandbox addresses (default: the data dir's, or a free /18 of 10.0.0.0/8)")

@@ -40,6 +40,9 @@ type Config struct {
 	APIKeys     []string // required on non-loopback addresses
 	AgentBinary string   // default: hutch-agent next to this executable
 	WarmPool    int      // sandboxes of the default image kept ready to hand out
+	// AllowedHosts are Host names the API answers besides localhost and
+	// the daemon's own addresses ("*": every one, with APIKeys only).
+	AllowedHosts []string
 	// Subnet is where sandbox addresses come from; zero keeps the one the
 	// data dir used before or picks a free /18 of 10.0.0.0/8.
 	Subnet netip.Prefix
@@ -63,6 +66,10 @@ type Config struct {
 // Run serves until ctx ends. Sandboxes keep running when it returns; the
 // next daemon on the same data dir adopts them.
 func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
+	api := apiserver.Config{Keys: cfg.APIKeys, AllowedHosts: cfg.AllowedHosts, PreviewDomain: cfg.PreviewDomain}
+	if err := api.Check(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -150,10 +157,14 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	defer proxy.Close()
 
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, api.PreviewPort, _ = net.SplitHostPort(ln.Addr().String())
+	if api.LocalAddrs, err = ownAddrs(ln.Addr()); err != nil {
+		return err
+	}
+	api.Egress = &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}
+	api.Backups = backup.New(bs)
 	srv := &http.Server{
-		Handler: apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port,
-			Egress: &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}, Backups: backup.New(bs)}, log),
+		Handler:           apiserver.New(m, api, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         new(http.Protocols),
@@ -206,6 +217,32 @@ func startEgress(log *slog.Logger, cfg Config, nw *network.Network, m *manager.M
 	nw.SetDNSFilter(proxy.AllowLookup)
 	log.Info("egress proxy ready", "addr", nw.Gateway(), "port", proxy.Port())
 	return proxy, nil
+}
+
+// ownAddrs lists the addresses the API is reached at: the listener's, or
+// every interface's (read once, here) for a wildcard listener. The API
+// answers them as Host: DNS rebinding always uses a name.
+func ownAddrs(a net.Addr) ([]netip.Addr, error) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return nil, nil
+	}
+	if ip, ok := netip.AddrFromSlice(ta.IP); ok && !ip.IsUnspecified() {
+		return []netip.Addr{ip.Unmap()}, nil
+	}
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list the host's addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, ifa := range ifas {
+		if n, ok := ifa.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
 }
 
 func isLoopback(a net.Addr) bool {

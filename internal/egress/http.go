@@ -59,7 +59,7 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e.Allowed, e.Addr = true, t.addr.String()
 	if t.rule != nil {
-		if err := t.rule.rewrite(r.Header, p.cfg.Secrets.get); err != nil {
+		if err := t.rule.rewrite(r.Header, p.cfg.Secrets.forSandbox(id.Name)); err != nil {
 			e.Allowed, e.Rule = false, err.Error()
 			p.refuse(w, r, &e, http.StatusBadGateway)
 			return

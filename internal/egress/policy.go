@@ -177,12 +177,16 @@ func validTemplate(v string) error {
 func (p Policy) SecretRefs() []string {
 	var out []string
 	for _, r := range p.Rules {
-		for _, v := range r.Headers {
-			for _, m := range secretRef.FindAllStringSubmatch(v, -1) {
-				out = append(out, strings.TrimSpace(m[1]))
-			}
-		}
-		for _, v := range r.Replace {
+		out = append(out, r.SecretRefs()...)
+	}
+	return out
+}
+
+// SecretRefs lists the secret names the rule uses.
+func (r Rule) SecretRefs() []string {
+	var out []string
+	for _, m := range [2]map[string]string{r.Headers, r.Replace} {
+		for _, v := range m {
 			for _, m := range secretRef.FindAllStringSubmatch(v, -1) {
 				out = append(out, strings.TrimSpace(m[1]))
 			}
@@ -313,26 +317,26 @@ func nameMatches(patterns []string, name string) bool {
 	return false
 }
 
-// expand replaces {{secret:NAME}} in v; a missing secret is an error naming
-// it (never a value).
-func expand(v string, secret func(string) (string, bool)) (string, error) {
-	var missing string
+// expand replaces {{secret:NAME}} in v; the first secret that does not
+// resolve fails it, with secret's error.
+func expand(v string, secret func(string) (string, error)) (string, error) {
+	var failed error
 	out := secretRef.ReplaceAllStringFunc(v, func(m string) string {
-		name := strings.TrimSpace(secretRef.FindStringSubmatch(m)[1])
-		s, ok := secret(name)
-		if !ok && missing == "" {
-			missing = name
+		if failed != nil {
+			return ""
 		}
+		s, err := secret(strings.TrimSpace(secretRef.FindStringSubmatch(m)[1]))
+		failed = err
 		return s
 	})
-	if missing != "" {
-		return "", fmt.Errorf("secret %s is not set in the daemon (hutch secret set %s): %w", missing, missing, errdefs.ErrFailedPrecondition)
+	if failed != nil {
+		return "", failed
 	}
 	return out, nil
 }
 
 // rewrite applies r to the request headers h.
-func (r *Rule) rewrite(h http.Header, secret func(string) (string, bool)) error {
+func (r *Rule) rewrite(h http.Header, secret func(string) (string, error)) error {
 	for ph, tmpl := range r.Replace {
 		val, err := expand(tmpl, secret)
 		if err != nil {

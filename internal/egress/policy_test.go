@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -82,7 +83,12 @@ func TestDecideOrder(t *testing.T) {
 
 func TestRewrite(t *testing.T) {
 	secrets := map[string]string{"T": "s3cr3t"}
-	get := func(n string) (string, bool) { v, ok := secrets[n]; return v, ok }
+	get := func(n string) (string, error) {
+		if v, ok := secrets[n]; ok {
+			return v, nil
+		}
+		return "", fmt.Errorf("secret %s is not set: %w", n, errdefs.ErrFailedPrecondition)
+	}
 	r := Rule{Host: "a.test", Headers: map[string]string{"Authorization": "Bearer {{ secret:T }}"}, Replace: map[string]string{"DUMMY": "{{secret:T}}"}}
 	h := http.Header{"Authorization": {"Bearer mine"}, "X-Key": {"k=DUMMY"}}
 	if err := r.rewrite(h, get); err != nil {
@@ -105,11 +111,11 @@ func TestSecretsPersistSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []struct{ name, value string }{{"1x", "v"}, {"a-b", "v"}, {"OK", ""}, {"OK", "a\nb"}, {"OK", strings.Repeat("x", MaxSecretBytes+1)}} {
-		if err := s.Set(bad.name, bad.value); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if err := s.Set(bad.name, bad.value, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("Set(%q, %d bytes) = %v, want invalid_argument", bad.name, len(bad.value), err)
 		}
 	}
-	if err := s.Set("TOKEN", "plain-value-123"); err != nil {
+	if err := s.Set("TOKEN", "plain-value-123", nil); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, "secrets.json"))
@@ -120,8 +126,8 @@ func TestSecretsPersistSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := s2.get("TOKEN"); !ok || v != "plain-value-123" {
-		t.Fatalf("after reopen: %q %v", v, ok)
+	if v, err := s2.forSandbox("any")("TOKEN"); err != nil || v != "plain-value-123" {
+		t.Fatalf("after reopen: %q %v", v, err)
 	}
 	if err := s2.Delete("TOKEN"); err != nil {
 		t.Fatal(err)
@@ -129,8 +135,8 @@ func TestSecretsPersistSealed(t *testing.T) {
 	if err := s2.Delete("TOKEN"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
-	if names := s2.Names(); len(names) != 0 {
-		t.Fatalf("names after delete: %v", names)
+	if list := s2.List(); len(list) != 0 {
+		t.Fatalf("secrets after delete: %v", list)
 	}
 }
 

@@ -298,10 +298,10 @@ func TestEgressMatrix(t *testing.T) {
 		sbAddr = a
 	}
 	A, B := w.up[0].String(), w.up[1].String()
-	if err := w.secrets.Set("API_TOKEN", "tok-"+rnd(8)); err != nil {
+	if err := w.secrets.Set("API_TOKEN", "tok-"+rnd(8), nil); err != nil {
 		t.Fatal(err)
 	}
-	token, _ := w.secrets.get("API_TOKEN")
+	token, _ := w.secrets.forSandbox("sb")("API_TOKEN")
 	allowAB := Policy{Internet: true, Allow: []string{"*.test", A, B}}
 	withRule := Policy{Internet: false, Allow: []string{"api.test", "public.test", A}, Rules: []Rule{
 		{Host: "api.test", Headers: map[string]string{"Authorization": "Bearer {{secret:API_TOKEN}}"}, Replace: map[string]string{"PLACEHOLDER_TOKEN": "{{secret:API_TOKEN}}"}},
@@ -526,13 +526,56 @@ func TestEgressMatrix(t *testing.T) {
 
 	t.Run("secret rotation applies to the next request", func(t *testing.T) {
 		w.policy(sbAddr, withRule)
-		if err := w.secrets.Set("API_TOKEN", "rotated-"+rnd(4)); err != nil {
+		if err := w.secrets.Set("API_TOKEN", "rotated-"+rnd(4), nil); err != nil {
 			t.Fatal(err)
 		}
-		now, _ := w.secrets.get("API_TOKEN")
+		now, _ := w.secrets.forSandbox("sb")("API_TOKEN")
 		r, err := do(w.client(nsPath, nil), "GET", "https://api.test/", nil, nil)
 		if err != nil || r.header("Authorization") != "Bearer "+now {
 			t.Fatalf("after rotation upstream saw %q (%v)", r.header("Authorization"), err)
+		}
+	})
+
+	t.Run("secret outside its scope is never injected", func(t *testing.T) {
+		value := "scoped-" + rnd(8)
+		if err := w.secrets.Set("SCOPED_TOKEN", value, nil); err != nil {
+			t.Fatal(err)
+		}
+		pol := Policy{Internet: false, Allow: []string{"api.test", A}, Rules: []Rule{
+			{Host: "api.test", Headers: map[string]string{"Authorization": "Bearer {{secret:SCOPED_TOKEN}}"}},
+		}}
+		w.policy(sbAddr, pol)
+		for _, u := range []string{"http://api.test/", "https://api.test/"} {
+			if r, err := do(w.client(nsPath, nil), "GET", u, nil, nil); err != nil || r.header("Authorization") != "Bearer "+value {
+				t.Fatalf("unscoped: %s: upstream saw %q (%v)", u, r.header("Authorization"), err)
+			}
+		}
+		// Scoped after the policy was set: the next request is refused.
+		sc, _ := ParseScope([]string{"ci-*"})
+		if err := w.secrets.Set("SCOPED_TOKEN", value, &sc); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []string{"http://api.test/v1", "https://api.test/v1"} {
+			r, err := do(w.client(nsPath, nil), "GET", u, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.status != http.StatusBadGateway || r.upstream["server"] != nil || !strings.Contains(r.body, "secret SCOPED_TOKEN is not for sandbox sb") {
+				t.Fatalf("%s out of scope: %d %q, want 502 from the proxy naming the secret", u, r.status, r.body)
+			}
+			if strings.Contains(r.body, value) {
+				t.Fatalf("the refusal holds the value")
+			}
+			ents := w.proxy.Log("sb", 1)
+			if len(ents) != 1 || ents[0].Allowed || ents[0].Status != http.StatusBadGateway || !strings.Contains(ents[0].Rule, "SCOPED_TOKEN") || strings.Contains(ents[0].Rule, value) {
+				t.Fatalf("%s: egress log %+v, want the refusal naming the secret", u, ents)
+			}
+		}
+		// The same sandbox under a name in scope (a rename, a fork) gets it.
+		w.ids.set(sbAddr, Identity{Name: "ci-1", Policy: pol})
+		defer w.ids.set(sbAddr, Identity{Name: "sb", Policy: pol})
+		if r, err := do(w.client(nsPath, nil), "GET", "https://api.test/", nil, nil); err != nil || r.header("Authorization") != "Bearer "+value {
+			t.Fatalf("in scope: upstream saw %q (%v)", r.header("Authorization"), err)
 		}
 	})
 

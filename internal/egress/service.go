@@ -17,11 +17,29 @@ type Service struct {
 	Policies Policies
 }
 
-func (s *Service) SetSecret(name, value string) error { return s.Secrets.Set(name, value) }
-func (s *Service) DeleteSecret(name string) error     { return s.Secrets.Delete(name) }
-func (s *Service) SecretNames() []string              { return s.Secrets.Names() }
+// SetSecret stores or rotates a secret; scope, globs over sandbox names,
+// replaces its scope unless empty.
+func (s *Service) SetSecret(name, value string, scope []string) error {
+	var sc *Scope
+	if len(scope) > 0 {
+		parsed, err := ParseScope(scope)
+		if err != nil {
+			return err
+		}
+		sc = &parsed
+	}
+	return s.Secrets.Set(name, value, sc)
+}
 
+func (s *Service) DeleteSecret(name string) error { return s.Secrets.Delete(name) }
+func (s *Service) ListSecrets() []SecretInfo      { return s.Secrets.List() }
+
+// SetPolicy refuses a policy whose rules use a secret outside its scope for
+// sandbox, then hands it to the manager.
 func (s *Service) SetPolicy(ctx context.Context, sandbox string, p Policy, create bool) error {
+	if err := s.Secrets.CheckPolicy(sandbox, p); err != nil {
+		return err
+	}
 	return s.Policies.SetPolicy(ctx, sandbox, p, create)
 }
 

@@ -35,7 +35,7 @@ type Router struct {
 
 // New returns a router for hosts under domain (e.g. "localhost").
 func New(sb Sandboxes, domain string, log *slog.Logger) *Router {
-	r := &Router{sb: sb, domain: strings.ToLower(strings.TrimPrefix(domain, ".")), log: log}
+	r := &Router{sb: sb, domain: strings.Trim(strings.ToLower(domain), "."), log: log}
 	tr := &http.Transport{
 		// The URL host is "name:port": dial that port in that sandbox.
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -79,12 +79,18 @@ type target struct {
 	port int
 }
 
+// Owns reports whether host (lower case, no port, no trailing dot) is under
+// the preview domain: such a host is a preview or nothing.
+func (r *Router) Owns(host string) bool {
+	return strings.HasSuffix(host, "."+r.domain)
+}
+
 // Match reports whether host is a preview host and parses it.
 func (r *Router) Match(host string) (port int, name, token string, ok bool) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	host = strings.ToLower(host)
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	label, found := strings.CutSuffix(host, "."+r.domain)
 	if !found || strings.Contains(label, ".") {
 		return 0, "", "", false

@@ -174,12 +174,13 @@ func startRawExec(t *testing.T, d *daemon, req *hutchv1.ExecRequest) *rawExec {
 	env.WriteByte(0)
 	_ = binary.Write(&env, binary.BigEndian, uint32(len(msg)))
 	env.Write(msg)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(d.url, "http://"))
+	addr := strings.TrimPrefix(d.url, "http://")
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "POST /hutch.v1.ProcessService/Exec HTTP/1.1\r\nHost: hutch\r\nContent-Type: application/connect+json\r\nConnect-Protocol-Version: 1\r\nContent-Length: %d\r\n\r\n", env.Len())
+	fmt.Fprintf(conn, "POST /hutch.v1.ProcessService/Exec HTTP/1.1\r\nHost: %s\r\nContent-Type: application/connect+json\r\nConnect-Protocol-Version: 1\r\nContent-Length: %d\r\n\r\n", addr, env.Len())
 	if _, err := conn.Write(env.Bytes()); err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func TestEgress(t *testing.T) {
 	if _, errOut, code := d.hutch(token+"\n", "secret", "set", "GIT_TOKEN"); code != 0 {
 		t.Fatalf("secret set: %d %s", code, errOut)
 	}
-	if out, _, _ := d.hutch("", "secret", "ls"); strings.TrimSpace(out) != "GIT_TOKEN" {
+	if out, _, _ := d.hutch("", "secret", "ls"); !lineHas(out, "GIT_TOKEN", "*") {
 		t.Fatalf("secret ls: %q", out)
 	}
 	pol := filepath.Join(t.TempDir(), "policy.json")
@@ -187,4 +187,14 @@ func TestEgress(t *testing.T) {
 	if _, errOut, code := d.hutch("", "policy", "get", "nope"); code == 0 || !strings.Contains(errOut, "not found") {
 		t.Fatalf("policy of a missing sandbox: %d %s", code, errOut)
 	}
+}
+
+// lineHas reports whether one line of out has these fields, in order.
+func lineHas(out string, fields ...string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == len(fields) && strings.Join(f, " ") == strings.Join(fields, " ") {
+			return true
+		}
+	}
+	return false
 }

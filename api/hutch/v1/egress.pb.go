@@ -29,9 +29,14 @@ const (
 )
 
 type SetSecretRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Scope limits the secret to sandboxes whose name matches one of these
+	// globs (path.Match syntax; "*" for every sandbox). Empty keeps the
+	// scope the secret has, so a rotation never widens it; a new secret set
+	// without one is available to every sandbox.
+	Scope         []string `protobuf:"bytes,3,rep,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -78,6 +83,13 @@ func (x *SetSecretRequest) GetValue() string {
 		return x.Value
 	}
 	return ""
+}
+
+func (x *SetSecretRequest) GetScope() []string {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
 }
 
 type SetSecretResponse struct {
@@ -233,8 +245,10 @@ func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
 }
 
 type ListSecretsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The names, sorted; kept for clients older than secrets.
+	Names         []string      `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	Secrets       []*SecretInfo `protobuf:"bytes,2,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -276,6 +290,66 @@ func (x *ListSecretsResponse) GetNames() []string {
 	return nil
 }
 
+func (x *ListSecretsResponse) GetSecrets() []*SecretInfo {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type SecretInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The globs over sandbox names that may use it; ["*"] for every sandbox.
+	Scope         []string `protobuf:"bytes,2,rep,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretInfo) Reset() {
+	*x = SecretInfo{}
+	mi := &file_hutch_v1_egress_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretInfo) ProtoMessage() {}
+
+func (x *SecretInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_hutch_v1_egress_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretInfo.ProtoReflect.Descriptor instead.
+func (*SecretInfo) Descriptor() ([]byte, []int) {
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SecretInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretInfo) GetScope() []string {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
 type SetPolicyRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Sandbox string                 `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
@@ -288,7 +362,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[6]
+	mi := &file_hutch_v1_egress_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +374,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[6]
+	mi := &file_hutch_v1_egress_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +387,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{6}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetPolicyRequest) GetSandbox() string {
@@ -346,7 +420,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[7]
+	mi := &file_hutch_v1_egress_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +432,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[7]
+	mi := &file_hutch_v1_egress_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +445,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{7}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetPolicyRequest) GetSandbox() string {
@@ -391,7 +465,7 @@ type PolicyResponse struct {
 
 func (x *PolicyResponse) Reset() {
 	*x = PolicyResponse{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[8]
+	mi := &file_hutch_v1_egress_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +477,7 @@ func (x *PolicyResponse) String() string {
 func (*PolicyResponse) ProtoMessage() {}
 
 func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[8]
+	mi := &file_hutch_v1_egress_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +490,7 @@ func (x *PolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyResponse.ProtoReflect.Descriptor instead.
 func (*PolicyResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{8}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PolicyResponse) GetPolicy() string {
@@ -437,7 +511,7 @@ type EgressLogRequest struct {
 
 func (x *EgressLogRequest) Reset() {
 	*x = EgressLogRequest{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[9]
+	mi := &file_hutch_v1_egress_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +523,7 @@ func (x *EgressLogRequest) String() string {
 func (*EgressLogRequest) ProtoMessage() {}
 
 func (x *EgressLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[9]
+	mi := &file_hutch_v1_egress_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +536,7 @@ func (x *EgressLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EgressLogRequest.ProtoReflect.Descriptor instead.
 func (*EgressLogRequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{9}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EgressLogRequest) GetSandbox() string {
@@ -488,7 +562,7 @@ type EgressLogResponse struct {
 
 func (x *EgressLogResponse) Reset() {
 	*x = EgressLogResponse{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[10]
+	mi := &file_hutch_v1_egress_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +574,7 @@ func (x *EgressLogResponse) String() string {
 func (*EgressLogResponse) ProtoMessage() {}
 
 func (x *EgressLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[10]
+	mi := &file_hutch_v1_egress_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +587,7 @@ func (x *EgressLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EgressLogResponse.ProtoReflect.Descriptor instead.
 func (*EgressLogResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{10}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EgressLogResponse) GetEntries() []*EgressEntry {
@@ -547,7 +621,7 @@ type EgressEntry struct {
 
 func (x *EgressEntry) Reset() {
 	*x = EgressEntry{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[11]
+	mi := &file_hutch_v1_egress_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +633,7 @@ func (x *EgressEntry) String() string {
 func (*EgressEntry) ProtoMessage() {}
 
 func (x *EgressEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[11]
+	mi := &file_hutch_v1_egress_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +646,7 @@ func (x *EgressEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EgressEntry.ProtoReflect.Descriptor instead.
 func (*EgressEntry) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{11}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EgressEntry) GetTime() *timestamppb.Timestamp {
@@ -675,7 +749,7 @@ type GetCARequest struct {
 
 func (x *GetCARequest) Reset() {
 	*x = GetCARequest{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[12]
+	mi := &file_hutch_v1_egress_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +761,7 @@ func (x *GetCARequest) String() string {
 func (*GetCARequest) ProtoMessage() {}
 
 func (x *GetCARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[12]
+	mi := &file_hutch_v1_egress_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +774,7 @@ func (x *GetCARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCARequest.ProtoReflect.Descriptor instead.
 func (*GetCARequest) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{12}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCARequest) GetRotate() bool {
@@ -719,7 +793,7 @@ type GetCAResponse struct {
 
 func (x *GetCAResponse) Reset() {
 	*x = GetCAResponse{}
-	mi := &file_hutch_v1_egress_proto_msgTypes[13]
+	mi := &file_hutch_v1_egress_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +805,7 @@ func (x *GetCAResponse) String() string {
 func (*GetCAResponse) ProtoMessage() {}
 
 func (x *GetCAResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hutch_v1_egress_proto_msgTypes[13]
+	mi := &file_hutch_v1_egress_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +818,7 @@ func (x *GetCAResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCAResponse.ProtoReflect.Descriptor instead.
 func (*GetCAResponse) Descriptor() ([]byte, []int) {
-	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{13}
+	return file_hutch_v1_egress_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCAResponse) GetCertificatePem() string {
@@ -758,17 +832,23 @@ var File_hutch_v1_egress_proto protoreflect.FileDescriptor
 
 const file_hutch_v1_egress_proto_rawDesc = "" +
 	"\n" +
-	"\x15hutch/v1/egress.proto\x12\bhutch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n" +
+	"\x15hutch/v1/egress.proto\x12\bhutch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"R\n" +
 	"\x10SetSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x13\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
+	"\x05scope\x18\x03 \x03(\tR\x05scope\"\x13\n" +
 	"\x11SetSecretResponse\")\n" +
 	"\x13DeleteSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
 	"\x14DeleteSecretResponse\"\x14\n" +
-	"\x12ListSecretsRequest\"+\n" +
+	"\x12ListSecretsRequest\"[\n" +
 	"\x13ListSecretsResponse\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\\\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\x12.\n" +
+	"\asecrets\x18\x02 \x03(\v2\x14.hutch.v1.SecretInfoR\asecrets\"6\n" +
+	"\n" +
+	"SecretInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05scope\x18\x02 \x03(\tR\x05scope\"\\\n" +
 	"\x10SetPolicyRequest\x12\x18\n" +
 	"\asandbox\x18\x01 \x01(\tR\asandbox\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12\x16\n" +
@@ -822,7 +902,7 @@ func file_hutch_v1_egress_proto_rawDescGZIP() []byte {
 	return file_hutch_v1_egress_proto_rawDescData
 }
 
-var file_hutch_v1_egress_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_hutch_v1_egress_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hutch_v1_egress_proto_goTypes = []any{
 	(*SetSecretRequest)(nil),      // 0: hutch.v1.SetSecretRequest
 	(*SetSecretResponse)(nil),     // 1: hutch.v1.SetSecretResponse
@@ -830,38 +910,40 @@ var file_hutch_v1_egress_proto_goTypes = []any{
 	(*DeleteSecretResponse)(nil),  // 3: hutch.v1.DeleteSecretResponse
 	(*ListSecretsRequest)(nil),    // 4: hutch.v1.ListSecretsRequest
 	(*ListSecretsResponse)(nil),   // 5: hutch.v1.ListSecretsResponse
-	(*SetPolicyRequest)(nil),      // 6: hutch.v1.SetPolicyRequest
-	(*GetPolicyRequest)(nil),      // 7: hutch.v1.GetPolicyRequest
-	(*PolicyResponse)(nil),        // 8: hutch.v1.PolicyResponse
-	(*EgressLogRequest)(nil),      // 9: hutch.v1.EgressLogRequest
-	(*EgressLogResponse)(nil),     // 10: hutch.v1.EgressLogResponse
-	(*EgressEntry)(nil),           // 11: hutch.v1.EgressEntry
-	(*GetCARequest)(nil),          // 12: hutch.v1.GetCARequest
-	(*GetCAResponse)(nil),         // 13: hutch.v1.GetCAResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*SecretInfo)(nil),            // 6: hutch.v1.SecretInfo
+	(*SetPolicyRequest)(nil),      // 7: hutch.v1.SetPolicyRequest
+	(*GetPolicyRequest)(nil),      // 8: hutch.v1.GetPolicyRequest
+	(*PolicyResponse)(nil),        // 9: hutch.v1.PolicyResponse
+	(*EgressLogRequest)(nil),      // 10: hutch.v1.EgressLogRequest
+	(*EgressLogResponse)(nil),     // 11: hutch.v1.EgressLogResponse
+	(*EgressEntry)(nil),           // 12: hutch.v1.EgressEntry
+	(*GetCARequest)(nil),          // 13: hutch.v1.GetCARequest
+	(*GetCAResponse)(nil),         // 14: hutch.v1.GetCAResponse
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_hutch_v1_egress_proto_depIdxs = []int32{
-	11, // 0: hutch.v1.EgressLogResponse.entries:type_name -> hutch.v1.EgressEntry
-	14, // 1: hutch.v1.EgressEntry.time:type_name -> google.protobuf.Timestamp
-	0,  // 2: hutch.v1.EgressService.SetSecret:input_type -> hutch.v1.SetSecretRequest
-	2,  // 3: hutch.v1.EgressService.DeleteSecret:input_type -> hutch.v1.DeleteSecretRequest
-	4,  // 4: hutch.v1.EgressService.ListSecrets:input_type -> hutch.v1.ListSecretsRequest
-	6,  // 5: hutch.v1.EgressService.SetPolicy:input_type -> hutch.v1.SetPolicyRequest
-	7,  // 6: hutch.v1.EgressService.GetPolicy:input_type -> hutch.v1.GetPolicyRequest
-	9,  // 7: hutch.v1.EgressService.EgressLog:input_type -> hutch.v1.EgressLogRequest
-	12, // 8: hutch.v1.EgressService.GetCA:input_type -> hutch.v1.GetCARequest
-	1,  // 9: hutch.v1.EgressService.SetSecret:output_type -> hutch.v1.SetSecretResponse
-	3,  // 10: hutch.v1.EgressService.DeleteSecret:output_type -> hutch.v1.DeleteSecretResponse
-	5,  // 11: hutch.v1.EgressService.ListSecrets:output_type -> hutch.v1.ListSecretsResponse
-	8,  // 12: hutch.v1.EgressService.SetPolicy:output_type -> hutch.v1.PolicyResponse
-	8,  // 13: hutch.v1.EgressService.GetPolicy:output_type -> hutch.v1.PolicyResponse
-	10, // 14: hutch.v1.EgressService.EgressLog:output_type -> hutch.v1.EgressLogResponse
-	13, // 15: hutch.v1.EgressService.GetCA:output_type -> hutch.v1.GetCAResponse
-	9,  // [9:16] is the sub-list for method output_type
-	2,  // [2:9] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	6,  // 0: hutch.v1.ListSecretsResponse.secrets:type_name -> hutch.v1.SecretInfo
+	12, // 1: hutch.v1.EgressLogResponse.entries:type_name -> hutch.v1.EgressEntry
+	15, // 2: hutch.v1.EgressEntry.time:type_name -> google.protobuf.Timestamp
+	0,  // 3: hutch.v1.EgressService.SetSecret:input_type -> hutch.v1.SetSecretRequest
+	2,  // 4: hutch.v1.EgressService.DeleteSecret:input_type -> hutch.v1.DeleteSecretRequest
+	4,  // 5: hutch.v1.EgressService.ListSecrets:input_type -> hutch.v1.ListSecretsRequest
+	7,  // 6: hutch.v1.EgressService.SetPolicy:input_type -> hutch.v1.SetPolicyRequest
+	8,  // 7: hutch.v1.EgressService.GetPolicy:input_type -> hutch.v1.GetPolicyRequest
+	10, // 8: hutch.v1.EgressService.EgressLog:input_type -> hutch.v1.EgressLogRequest
+	13, // 9: hutch.v1.EgressService.GetCA:input_type -> hutch.v1.GetCARequest
+	1,  // 10: hutch.v1.EgressService.SetSecret:output_type -> hutch.v1.SetSecretResponse
+	3,  // 11: hutch.v1.EgressService.DeleteSecret:output_type -> hutch.v1.DeleteSecretResponse
+	5,  // 12: hutch.v1.EgressService.ListSecrets:output_type -> hutch.v1.ListSecretsResponse
+	9,  // 13: hutch.v1.EgressService.SetPolicy:output_type -> hutch.v1.PolicyResponse
+	9,  // 14: hutch.v1.EgressService.GetPolicy:output_type -> hutch.v1.PolicyResponse
+	11, // 15: hutch.v1.EgressService.EgressLog:output_type -> hutch.v1.EgressLogResponse
+	14, // 16: hutch.v1.EgressService.GetCA:output_type -> hutch.v1.GetCAResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_hutch_v1_egress_proto_init() }
@@ -875,7 +957,7 @@ func file_hutch_v1_egress_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hutch_v1_egress_proto_rawDesc), len(file_hutch_v1_egress_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -60,10 +60,11 @@ const (
 // EgressServiceClient is a client for the hutch.v1.EgressService service.
 type EgressServiceClient interface {
 	// SetSecret stores or rotates a secret; the next request that uses it
-	// gets the new value.
+	// gets the new value. Rotating keeps the secret's scope unless the
+	// request names a new one.
 	SetSecret(context.Context, *connect.Request[v1.SetSecretRequest]) (*connect.Response[v1.SetSecretResponse], error)
 	DeleteSecret(context.Context, *connect.Request[v1.DeleteSecretRequest]) (*connect.Response[v1.DeleteSecretResponse], error)
-	// ListSecrets lists names only.
+	// ListSecrets lists names and scopes, never values.
 	ListSecrets(context.Context, *connect.Request[v1.ListSecretsRequest]) (*connect.Response[v1.ListSecretsResponse], error)
 	// SetPolicy replaces a sandbox's policy; it applies to its next
 	// connection or request. With create, a missing sandbox is created with
@@ -183,10 +184,11 @@ func (c *egressServiceClient) GetCA(ctx context.Context, req *connect.Request[v1
 // EgressServiceHandler is an implementation of the hutch.v1.EgressService service.
 type EgressServiceHandler interface {
 	// SetSecret stores or rotates a secret; the next request that uses it
-	// gets the new value.
+	// gets the new value. Rotating keeps the secret's scope unless the
+	// request names a new one.
 	SetSecret(context.Context, *connect.Request[v1.SetSecretRequest]) (*connect.Response[v1.SetSecretResponse], error)
 	DeleteSecret(context.Context, *connect.Request[v1.DeleteSecretRequest]) (*connect.Response[v1.DeleteSecretResponse], error)
-	// ListSecrets lists names only.
+	// ListSecrets lists names and scopes, never values.
 	ListSecrets(context.Context, *connect.Request[v1.ListSecretsRequest]) (*connect.Response[v1.ListSecretsResponse], error)
 	// SetPolicy replaces a sandbox's policy; it applies to its next
 	// connection or request. With create, a missing sandbox is created with
