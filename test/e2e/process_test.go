@@ -106,12 +106,15 @@ func TestProcessFloodAndForkKill(t *testing.T) {
 	d := newDaemon(t)
 	ctx := context.Background()
 	c := d.Client
+	// At least 4 s of flood and at least 5 MiB of it, however slow a busy
+	// machine makes the writer.
 	flood := `import sys, time
 end = time.time() + 4
-i = 0
-while time.time() < end:
+i = n = 0
+while time.time() < end or n < 5 << 20:
     for _ in range(100):
-        sys.stdout.write("log line %d with some padding to look like a real log line\n" % i); i += 1
+        line = "log line %d with some padding to look like a real log line\n" % i; i += 1
+        sys.stdout.write(line); n += len(line)
     sys.stdout.flush(); time.sleep(0.005)
 `
 	if _, err := c.StartProcess(ctx, "flood", []string{"python3", "-c", flood}, client.ProcessOptions{ID: "flood"}); err != nil {
