@@ -194,7 +194,7 @@ func (m *Manager) dial(ctx context.Context, rec Record) (*agentconn.Conn, error)
 	defer cancel()
 	if err := conn.Ping(wctx); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("sandbox %q: agent did not start (see %s): %v: %w", rec.Name, filepath.Join(m.dir(rec.ID), "agent.log"), err, errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("sandbox %q: agent did not start (see %s): %w: %w", rec.Name, filepath.Join(m.dir(rec.ID), "agent.log"), err, errdefs.ErrUnavailable)
 	}
 	return conn, nil
 }

@@ -74,7 +74,7 @@ func (d defaultImage) Resolve(_ context.Context, name string) (Rootfs, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(d.root, "images", "default.json"))
 	if err != nil {
-		return Rootfs{}, fmt.Errorf("default image (make test builds it): %v: %w", err, errdefs.ErrFailedPrecondition)
+		return Rootfs{}, fmt.Errorf("default image (make test builds it): %w: %w", err, errdefs.ErrFailedPrecondition)
 	}
 	var rec struct {
 		Layers []string `json:"layers"`
