@@ -11,7 +11,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 type fileService struct{ s *Server }
@@ -22,7 +22,7 @@ var _ hutchv1connect.FileServiceHandler = (*fileService)(nil)
 // demand; reads of a sandbox that does not exist are not_found.
 func (s *Server) conn(ctx context.Context, name string, write bool) (*agentconn.Conn, error) {
 	if write {
-		_, c, _, err := s.sb.Ensure(ctx, name, manager.CreateOptions{})
+		_, c, _, err := s.sb.Ensure(ctx, name, sandbox.CreateOptions{})
 		return c, err
 	}
 	return s.sb.Conn(ctx, name)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // In-sandbox paths of what the daemon mounts into every sandbox.
@@ -14,13 +16,6 @@ const (
 	RunDir     = "/.hutch/run"
 	SocketName = "agent.sock"
 )
-
-// Limits bound a sandbox's resources.
-type Limits struct {
-	CPUMillis   int64 // 1000 = one CPU
-	MemoryBytes int64
-	Pids        int64
-}
 
 // CABundlePath is where Debian-based images keep their trusted roots.
 const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
@@ -32,7 +27,7 @@ type SpecOptions struct {
 	AgentBinary string // host path of hutch-agent, bind-mounted read-only
 	RunDir      string // host dir bind-mounted at RunDir; holds the agent socket
 	Env         []string
-	Limits      Limits
+	Limits      sandbox.Limits
 	CgroupsPath string
 	NetNS       string // path of a network namespace to join; empty for a new, empty one
 	ResolvConf  string // host file bind-mounted at /etc/resolv.conf; empty keeps the image's
@@ -127,7 +122,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 	return s, nil
 }
 
-func resources(l Limits) *specs.LinuxResources {
+func resources(l sandbox.Limits) *specs.LinuxResources {
 	r := &specs.LinuxResources{
 		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 func TestSpec(t *testing.T) {
@@ -14,7 +16,7 @@ func TestSpec(t *testing.T) {
 		AgentBinary: "/host/hutch-agent",
 		RunDir:      "/host/run",
 		Env:         []string{"PATH=/bin", "LANG=C.UTF-8"},
-		Limits:      Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512},
+		Limits:      sandbox.Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512},
 		CgroupsPath: "/hutch/hb-1",
 	}
 	s, err := Spec(o)
@@ -144,18 +146,18 @@ func TestSpecNetNS(t *testing.T) {
 func TestResources(t *testing.T) {
 	tests := []struct {
 		name       string
-		l          Limits
+		l          sandbox.Limits
 		wantQuota  int64 // 0: no CPU limit
 		wantPeriod uint64
 		wantMem    int64
 		wantPids   int64
 	}{
-		{"one cpu", Limits{CPUMillis: 1000}, 100000, 100000, 0, 0},
-		{"quarter cpu", Limits{CPUMillis: 250}, 25000, 100000, 0, 0},
-		{"two cpus", Limits{CPUMillis: 2000}, 200000, 100000, 0, 0},
-		{"memory and pids", Limits{MemoryBytes: 1 << 30, Pids: 512}, 0, 0, 1 << 30, 512},
-		{"none", Limits{}, 0, 0, 0, 0},
-		{"basic", Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512}, 100000, 100000, 1 << 30, 512},
+		{"one cpu", sandbox.Limits{CPUMillis: 1000}, 100000, 100000, 0, 0},
+		{"quarter cpu", sandbox.Limits{CPUMillis: 250}, 25000, 100000, 0, 0},
+		{"two cpus", sandbox.Limits{CPUMillis: 2000}, 200000, 100000, 0, 0},
+		{"memory and pids", sandbox.Limits{MemoryBytes: 1 << 30, Pids: 512}, 0, 0, 1 << 30, 512},
+		{"none", sandbox.Limits{}, 0, 0, 0, 0},
+		{"basic", sandbox.Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512}, 100000, 100000, 1 << 30, 512},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
