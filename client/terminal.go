@@ -12,7 +12,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/termwire"
+	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
 )
 
 // TerminalOptions shape a new terminal.

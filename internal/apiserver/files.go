@@ -9,6 +9,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/sandbox"
@@ -86,7 +87,7 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 		errdefs.WriteHTTP(w, err)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, agentconn.BaseURL+"/v1/files?"+r.URL.RawQuery, r.Body)
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, agentconn.BaseURL+agentapi.FilesPath+"?"+r.URL.RawQuery, r.Body)
 	if err != nil {
 		errdefs.WriteHTTP(w, err)
 		return

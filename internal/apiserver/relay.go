@@ -9,7 +9,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/agentconn"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 

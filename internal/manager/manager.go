@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/rootfs"
@@ -204,7 +205,7 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 
 func (m *Manager) dir(id string) string { return filepath.Join(m.cfg.DataDir, "sandboxes", id) }
 func (m *Manager) socket(id string) string {
-	return filepath.Join(m.dir(id), "run", runtime.SocketName)
+	return filepath.Join(m.dir(id), "run", agentapi.SocketName)
 }
 
 // lookup returns the box for name, creating an empty placeholder when create

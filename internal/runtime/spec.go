@@ -7,14 +7,8 @@ import (
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/sandbox"
-)
-
-// In-sandbox paths of what the daemon mounts into every sandbox.
-const (
-	AgentPath  = "/.hutch/agent"
-	RunDir     = "/.hutch/run"
-	SocketName = "agent.sock"
 )
 
 // CABundlePath is where Debian-based images keep their trusted roots.
@@ -25,7 +19,7 @@ type SpecOptions struct {
 	Hostname    string
 	Rootfs      string // absolute host path of the merged root
 	AgentBinary string // host path of hutch-agent, bind-mounted read-only
-	RunDir      string // host dir bind-mounted at RunDir; holds the agent socket
+	RunDir      string // host dir bind-mounted at agentapi.RunDir; holds the agent socket
 	Env         []string
 	Limits      sandbox.Limits
 	CgroupsPath string
@@ -72,7 +66,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 		Hostname: o.Hostname,
 		Root:     &specs.Root{Path: o.Rootfs},
 		Process: &specs.Process{
-			Args: []string{AgentPath, "--socket", RunDir + "/" + SocketName, "--listen-fd", "3"},
+			Args: []string{agentapi.AgentPath, "--socket", agentapi.RunDir + "/" + agentapi.SocketName, "--listen-fd", "3"},
 			Env:  env,
 			Cwd:  "/",
 			User: specs.User{UID: 0, GID: 0},
@@ -92,8 +86,8 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-			{Destination: AgentPath, Type: "bind", Source: o.AgentBinary, Options: []string{"bind", "ro", "nosuid", "nodev"}},
-			{Destination: RunDir, Type: "bind", Source: o.RunDir, Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}},
+			{Destination: agentapi.AgentPath, Type: "bind", Source: o.AgentBinary, Options: []string{"bind", "ro", "nosuid", "nodev"}},
+			{Destination: agentapi.RunDir, Type: "bind", Source: o.RunDir, Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}},
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: o.CgroupsPath,

@@ -6,6 +6,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
@@ -51,8 +52,8 @@ func TestSpec(t *testing.T) {
 	if !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
 		t.Error("/proc/sys is not read-only")
 	}
-	if got := p.Args; len(got) == 0 || got[0] != AgentPath {
-		t.Errorf("init = %v, want the agent at %s", got, AgentPath)
+	if got := p.Args; len(got) == 0 || got[0] != agentapi.AgentPath {
+		t.Errorf("init = %v, want the agent at %s", got, agentapi.AgentPath)
 	}
 	if s.Hostname != "box" || s.Root.Path != "/r" || s.Linux.CgroupsPath != "/hutch/hb-1" {
 		t.Errorf("hostname %q root %q cgroups %q", s.Hostname, s.Root.Path, s.Linux.CgroupsPath)
@@ -65,9 +66,9 @@ func TestSpec(t *testing.T) {
 	var agent, run *specs.Mount
 	for i, m := range s.Mounts {
 		switch m.Destination {
-		case AgentPath:
+		case agentapi.AgentPath:
 			agent = &s.Mounts[i]
-		case RunDir:
+		case agentapi.RunDir:
 			run = &s.Mounts[i]
 		}
 	}

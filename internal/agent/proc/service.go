@@ -24,7 +24,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 

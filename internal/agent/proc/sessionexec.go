@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/termwire"
+	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
 )
 
 // termInputTimeout bounds a write to a shell that does not read its input.
