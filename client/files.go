@@ -30,7 +30,7 @@ func (c *Client) ReadFile(ctx context.Context, name, path string) (io.ReadCloser
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read %s:%s: %v: %w", name, path, err, ErrUnavailable)
+		return nil, 0, fmt.Errorf("read %s:%s: %w: %w", name, path, err, ErrUnavailable)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
@@ -66,7 +66,7 @@ func (c *Client) WriteFile(ctx context.Context, name, path string, r io.Reader, 
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("write %s:%s: %v: %w", name, path, err, ErrUnavailable)
+		return fmt.Errorf("write %s:%s: %w: %w", name, path, err, ErrUnavailable)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -12,7 +12,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/termwire"
+	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
 )
 
 // TerminalOptions shape a new terminal.
@@ -96,7 +96,7 @@ func (c *Client) AttachTerminal(ctx context.Context, name, id string) (*Terminal
 				return nil, herr
 			}
 		}
-		return nil, fmt.Errorf("attach terminal %q: %v: %w", id, err, ErrUnavailable)
+		return nil, fmt.Errorf("attach terminal %q: %w: %w", id, err, ErrUnavailable)
 	}
 	ws.SetReadLimit(-1)
 	rctx, cancel := context.WithCancel(context.Background())
@@ -129,7 +129,7 @@ func (t *Terminal) read(ctx context.Context, pw *io.PipeWriter) {
 		if err != nil {
 			t.mu.Lock()
 			if t.code == nil {
-				t.err = fmt.Errorf("terminal connection broke: %v: %w", err, ErrUnavailable)
+				t.err = fmt.Errorf("terminal connection broke: %w: %w", err, ErrUnavailable)
 				pw.CloseWithError(t.err)
 			} else {
 				pw.Close()
@@ -170,7 +170,7 @@ func (t *Terminal) Read(p []byte) (int, error) { return t.out.Read(p) }
 // Write sends keystrokes (or any bytes) to the shell.
 func (t *Terminal) Write(p []byte) (int, error) {
 	if err := t.ws.Write(context.Background(), websocket.MessageBinary, p); err != nil {
-		return 0, fmt.Errorf("terminal write: %v: %w", err, ErrUnavailable)
+		return 0, fmt.Errorf("terminal write: %w: %w", err, ErrUnavailable)
 	}
 	return len(p), nil
 }
@@ -178,7 +178,7 @@ func (t *Terminal) Write(p []byte) (int, error) {
 // Resize sets the terminal's size (clamped by the server).
 func (t *Terminal) Resize(ctx context.Context, cols, rows int) error {
 	if err := t.ws.Write(ctx, websocket.MessageText, termwire.Resize(cols, rows)); err != nil {
-		return fmt.Errorf("terminal resize: %v: %w", err, ErrUnavailable)
+		return fmt.Errorf("terminal resize: %w: %w", err, ErrUnavailable)
 	}
 	return nil
 }

@@ -23,8 +23,9 @@ import (
 	"github.com/hutch-sh/hutch/internal/agent/files"
 	"github.com/hutch-sh/hutch/internal/agent/kernel"
 	"github.com/hutch-sh/hutch/internal/agent/proc"
-	"github.com/hutch-sh/hutch/internal/agent/tunnel"
 	"github.com/hutch-sh/hutch/internal/agent/watch"
+	"github.com/hutch-sh/hutch/internal/agentapi"
+	"github.com/hutch-sh/hutch/internal/agentapi/tunnel"
 )
 
 // Options configure an agent.
@@ -67,10 +68,10 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	mux.Handle(procPath, procHandler)
 	mux.Handle(hutchv1connect.ProcessServiceExecProcedure, procs.ExecHandler(procHandler, MaxMessageBytes))
 	mux.Handle(hutchv1connect.NewTerminalServiceHandler(procs, opts...))
-	mux.Handle(proc.TerminalPath, procs.TerminalHandler())
+	mux.Handle(agentapi.TerminalPath, procs.TerminalHandler())
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
-	mux.Handle("/v1/files", fs.ContentHandler())
+	mux.Handle(agentapi.FilesPath, fs.ContentHandler())
 	watches := watch.New(log, fs, watch.Options{})
 	mux.Handle(hutchv1connect.NewWatchServiceHandler(watches, opts...))
 	kernels := kernel.New(log, procs, o.Workdir, filepath.Join(os.TempDir(), "hutch-kernels"), proc.KeepAliveInterval)

@@ -14,7 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/agent/tunnel"
+	"github.com/hutch-sh/hutch/internal/agentapi/tunnel"
 )
 
 // BaseURL is the URL prefix for requests to the agent; the host is ignored.

@@ -9,9 +9,10 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 type fileService struct{ s *Server }
@@ -22,7 +23,7 @@ var _ hutchv1connect.FileServiceHandler = (*fileService)(nil)
 // demand; reads of a sandbox that does not exist are not_found.
 func (s *Server) conn(ctx context.Context, name string, write bool) (*agentconn.Conn, error) {
 	if write {
-		_, c, _, err := s.sb.Ensure(ctx, name, manager.CreateOptions{})
+		_, c, _, err := s.sb.Ensure(ctx, name, sandbox.CreateOptions{})
 		return c, err
 	}
 	return s.sb.Conn(ctx, name)
@@ -86,7 +87,7 @@ func (s *Server) fileContent(w http.ResponseWriter, r *http.Request) {
 		errdefs.WriteHTTP(w, err)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, agentconn.BaseURL+"/v1/files?"+r.URL.RawQuery, r.Body)
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, agentconn.BaseURL+agentapi.FilesPath+"?"+r.URL.RawQuery, r.Body)
 	if err != nil {
 		errdefs.WriteHTTP(w, err)
 		return

@@ -11,7 +11,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 type processes struct{ s *Server }
@@ -21,7 +21,7 @@ var _ hutchv1connect.ProcessServiceHandler = (*processes)(nil)
 // Exec creates the sandbox on demand and relays the agent's event stream.
 func (h *processes) Exec(ctx context.Context, req *connect.Request[hutchv1.ExecRequest], out *connect.ServerStream[hutchv1.ExecEvent]) error {
 	name := req.Msg.Sandbox
-	_, conn, _, err := h.s.sb.Ensure(ctx, name, manager.CreateOptions{})
+	_, conn, _, err := h.s.sb.Ensure(ctx, name, sandbox.CreateOptions{})
 	if err != nil {
 		return errdefs.ToConnect(err)
 	}

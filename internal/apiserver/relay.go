@@ -9,8 +9,8 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/agentconn"
-	"github.com/hutch-sh/hutch/internal/envelope"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // execRelay serves Exec for Connect clients using the binary codec (the Go
@@ -34,7 +34,7 @@ func (s *Server) execRelay(generic http.Handler) http.HandlerFunc {
 			_ = envelope.WriteEnd(w, err)
 			return
 		}
-		_, conn, _, err := s.sb.Ensure(r.Context(), req.Sandbox, manager.CreateOptions{})
+		_, conn, _, err := s.sb.Ensure(r.Context(), req.Sandbox, sandbox.CreateOptions{})
 		if err != nil {
 			_ = envelope.WriteEnd(w, err)
 			return

@@ -8,7 +8,7 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 type sandboxes struct{ s *Server }
@@ -16,7 +16,7 @@ type sandboxes struct{ s *Server }
 var _ hutchv1connect.SandboxServiceHandler = (*sandboxes)(nil)
 
 func (h *sandboxes) Create(ctx context.Context, req *connect.Request[hutchv1.CreateRequest]) (*connect.Response[hutchv1.CreateResponse], error) {
-	rec, _, created, err := h.s.sb.Ensure(ctx, req.Msg.Name, manager.CreateOptions{Image: req.Msg.Image, InstanceType: req.Msg.InstanceType})
+	rec, _, created, err := h.s.sb.Ensure(ctx, req.Msg.Name, sandbox.CreateOptions{Image: req.Msg.Image, InstanceType: req.Msg.InstanceType})
 	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/preview"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/web/terminal"
 )
 
@@ -30,11 +31,11 @@ const MaxMessageBytes = 8 << 20
 
 // Sandboxes is what the API needs of the sandbox manager.
 type Sandboxes interface {
-	Ensure(ctx context.Context, name string, opts manager.CreateOptions) (manager.Record, *agentconn.Conn, bool, error)
+	Ensure(ctx context.Context, name string, opts sandbox.CreateOptions) (sandbox.Record, *agentconn.Conn, bool, error)
 	Conn(ctx context.Context, name string) (*agentconn.Conn, error)
 	MarkBroken(name string)
-	Get(name string) (manager.Record, error)
-	List() []manager.Record
+	Get(name string) (sandbox.Record, error)
+	List() []sandbox.Record
 	Delete(ctx context.Context, name string) error
 	Expose(ctx context.Context, name string, port int) (string, error)
 	Unexpose(name string, port int) error
@@ -179,7 +180,7 @@ func (s *Server) authorized(h http.Header) bool {
 	return match == 1
 }
 
-func toProto(r manager.Record) *hutchv1.Sandbox {
+func toProto(r sandbox.Record) *hutchv1.Sandbox {
 	sb := &hutchv1.Sandbox{
 		Name:    r.Name,
 		Id:      r.ID,
@@ -199,17 +200,17 @@ func toProto(r manager.Record) *hutchv1.Sandbox {
 	return sb
 }
 
-func stateProto(s manager.State) hutchv1.State {
+func stateProto(s sandbox.State) hutchv1.State {
 	switch s {
-	case manager.StateCreating:
+	case sandbox.StateCreating:
 		return hutchv1.State_STATE_CREATING
-	case manager.StateRunning:
+	case sandbox.StateRunning:
 		return hutchv1.State_STATE_RUNNING
-	case manager.StateStopped:
+	case sandbox.StateStopped:
 		return hutchv1.State_STATE_STOPPED
-	case manager.StateSleeping:
+	case sandbox.StateSleeping:
 		return hutchv1.State_STATE_SLEEPING
-	case manager.StateFailed:
+	case sandbox.StateFailed:
 		return hutchv1.State_STATE_FAILED
 	}
 	return hutchv1.State_STATE_UNSPECIFIED

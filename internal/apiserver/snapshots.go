@@ -12,6 +12,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 )
 
@@ -24,7 +25,7 @@ type Lifecycle interface {
 	Snapshot(ctx context.Context, name string, ttl time.Duration) (snapshot.Snapshot, error)
 	ListSnapshots(sandbox string) ([]manager.SnapshotInfo, error)
 	DeleteSnapshot(ctx context.Context, id string) error
-	Fork(ctx context.Context, name string, news []string, snapID string, opts manager.CreateOptions) (string, []manager.Record, error)
+	Fork(ctx context.Context, name string, news []string, snapID string, opts sandbox.CreateOptions) (string, []sandbox.Record, error)
 }
 
 var _ Lifecycle = (*manager.Manager)(nil)
@@ -109,7 +110,7 @@ func (h *snapshots) DeleteSnapshot(ctx context.Context, req *connect.Request[hut
 }
 
 func (h *snapshots) Fork(ctx context.Context, req *connect.Request[hutchv1.ForkRequest]) (*connect.Response[hutchv1.ForkResponse], error) {
-	opts := manager.CreateOptions{SleepAfter: req.Msg.SleepAfter.AsDuration(), KeepAlive: req.Msg.KeepAlive}
+	opts := sandbox.CreateOptions{SleepAfter: req.Msg.SleepAfter.AsDuration(), KeepAlive: req.Msg.KeepAlive}
 	id, recs, err := h.lc.Fork(ctx, req.Msg.Name, req.Msg.NewNames, req.Msg.Snapshot, opts)
 	if err != nil {
 		return nil, errdefs.ToConnect(err)

@@ -10,7 +10,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
@@ -59,7 +59,7 @@ func (s *Server) terminalSocket(w http.ResponseWriter, r *http.Request) {
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "agent"
-				pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = proc.TerminalPath+url.PathEscape(id), "", ""
+				pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = agentapi.TerminalPath+url.PathEscape(id), "", ""
 				pr.Out.Header.Del("Authorization")
 				pr.Out.Header.Del("Origin")
 			},

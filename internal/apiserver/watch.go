@@ -12,7 +12,7 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // Watches live in the agent; the daemon relays them, and ends a stream with
@@ -73,7 +73,7 @@ func (h *watches) gone(name, id string) string {
 		return ""
 	case rec.ID != id:
 		return "the sandbox was replaced"
-	case rec.State != manager.StateRunning:
+	case rec.State != sandbox.StateRunning:
 		return fmt.Sprintf("the sandbox is %s", rec.State)
 	}
 	return ""

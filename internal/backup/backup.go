@@ -90,7 +90,7 @@ func keys(id string) (data, rec string, err error) {
 func inside(root, dir string) (string, error) {
 	p, err := securejoin.SecureJoin(root, dir)
 	if err != nil {
-		return "", fmt.Errorf("directory %q: %v: %w", dir, err, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("directory %q: %w: %w", dir, err, errdefs.ErrInvalidArgument)
 	}
 	// A symlink on the way must not lead into a system dir either.
 	if rel, err := filepath.Rel(root, p); err != nil || ValidDir("/"+rel) != nil {
@@ -109,7 +109,7 @@ func (s *Store) Create(ctx context.Context, root, sandbox, dir string, o Options
 	}
 	for _, p := range o.Excludes {
 		if _, err := path.Match(p, ""); err != nil {
-			return Backup{}, fmt.Errorf("exclude %q: %v: %w", p, err, errdefs.ErrInvalidArgument)
+			return Backup{}, fmt.Errorf("exclude %q: %w: %w", p, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	src, err := inside(root, dir)
@@ -217,7 +217,7 @@ func (s *Store) Get(ctx context.Context, id string) (Backup, error) {
 	defer rc.Close()
 	var b Backup
 	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&b); err != nil {
-		return Backup{}, fmt.Errorf("backup %s: bad record: %v: %w", id, err, errdefs.ErrFailedPrecondition)
+		return Backup{}, fmt.Errorf("backup %s: bad record: %w: %w", id, err, errdefs.ErrFailedPrecondition)
 	}
 	return b, nil
 }

@@ -88,10 +88,10 @@ func (s *Store) unpack(ctx context.Context, b Backup, into string) error {
 	h := sha256.New()
 	tee := io.TeeReader(zr, h)
 	if _, err := image.Unpack(ctx, tee, into); err != nil {
-		return fmt.Errorf("backup %s is corrupt: %v: %w", b.ID, err, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("backup %s is corrupt: %w: %w", b.ID, err, errdefs.ErrFailedPrecondition)
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return fmt.Errorf("backup %s is corrupt: %v: %w", b.ID, err, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("backup %s is corrupt: %w: %w", b.ID, err, errdefs.ErrFailedPrecondition)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.Digest {
 		return fmt.Errorf("backup %s is corrupt: content has digest %s, want %s: %w", b.ID, got, b.Digest, errdefs.ErrFailedPrecondition)

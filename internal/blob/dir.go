@@ -64,7 +64,7 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) error {
 		err = os.Rename(f.Name(), p)
 	}
 	if err != nil {
-		return fmt.Errorf("put %s: %v: %w", key, err, categorize(err))
+		return fmt.Errorf("put %s: %w: %w", key, err, categorize(err))
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func OpenS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		MaxRetries: 3,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("s3 blob store %s: %v: %w", cfg.Endpoint, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("s3 blob store %s: %w: %w", cfg.Endpoint, err, errdefs.ErrInvalidArgument)
 	}
 	s := &S3{c: c, bucket: cfg.Bucket, prefix: strings.Trim(cfg.Prefix, "/")}
 	ok, err := c.BucketExists(ctx, cfg.Bucket)
@@ -93,12 +93,12 @@ func (s *S3) err(op string, err error) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || resp.StatusCode >= 500 {
-		return fmt.Errorf("%s: S3 server unreachable: %v: %w", op, err, errdefs.ErrUnavailable)
+		return fmt.Errorf("%s: S3 server unreachable: %w: %w", op, err, errdefs.ErrUnavailable)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", op, errors.Join(err, errdefs.ErrDeadlineExceeded))
 	}
-	return fmt.Errorf("%s: %v: %w", op, err, errdefs.ErrUnavailable)
+	return fmt.Errorf("%s: %w: %w", op, err, errdefs.ErrUnavailable)
 }
 
 func (s *S3) Put(ctx context.Context, key string, r io.Reader) error {

@@ -266,7 +266,7 @@ func agentBinary(path string, log *slog.Logger) (string, error) {
 	}
 	f, err := elf.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("agent binary %s (build it with `make build`): %v: %w", path, err, errdefs.ErrFailedPrecondition)
+		return "", fmt.Errorf("agent binary %s (build it with `make build`): %w: %w", path, err, errdefs.ErrFailedPrecondition)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {

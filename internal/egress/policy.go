@@ -71,7 +71,7 @@ func ParsePolicy(data []byte) (Policy, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return Policy{}, fmt.Errorf("egress policy: %v: %w", err, errdefs.ErrInvalidArgument)
+		return Policy{}, fmt.Errorf("egress policy: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if err := p.Validate(); err != nil {
 		return Policy{}, err

@@ -41,24 +41,51 @@ var codes = []struct {
 }
 
 // Code returns the wire code for err: its category, a connect error's own
-// code, or internal.
+// code, or internal. Errors wrap their cause and their category side by side
+// ("exec: %w: %w", err, ErrUnavailable), so the category nearest the top of
+// the tree wins, and at one depth the last one (the one the wrapper added)
+// wins over its cause's.
 func Code(err error) connect.Code {
-	for _, c := range codes {
-		if errors.Is(err, c.err) {
-			return c.code
+	level := []error{err}
+	for len(level) > 0 {
+		var next []error
+		for i := len(level) - 1; i >= 0; i-- {
+			if c, ok := ownCode(level[i]); ok {
+				return c
+			}
 		}
-	}
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return ce.Code()
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return connect.CodeCanceled
-	case errors.Is(err, context.DeadlineExceeded):
-		return connect.CodeDeadlineExceeded
+		for _, e := range level {
+			switch u := e.(type) {
+			case interface{ Unwrap() error }:
+				if w := u.Unwrap(); w != nil {
+					next = append(next, w)
+				}
+			case interface{ Unwrap() []error }:
+				next = append(next, u.Unwrap()...)
+			}
+		}
+		level = next
 	}
 	return connect.CodeInternal
+}
+
+// ownCode is the code e itself stands for, not counting what it wraps.
+func ownCode(e error) (connect.Code, bool) {
+	for _, c := range codes {
+		if e == c.err {
+			return c.code, true
+		}
+	}
+	if ce, ok := e.(*connect.Error); ok {
+		return ce.Code(), true
+	}
+	switch e {
+	case context.Canceled:
+		return connect.CodeCanceled, true
+	case context.DeadlineExceeded:
+		return connect.CodeDeadlineExceeded, true
+	}
+	return 0, false
 }
 
 // ToConnect converts err for the wire. Connect errors pass through; others

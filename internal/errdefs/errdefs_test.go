@@ -1,6 +1,7 @@
 package errdefs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -139,5 +140,26 @@ func TestMessage(t *testing.T) {
 	}
 	if got := Message(fmt.Errorf("sandbox %q: %w", "x", ErrNotFound)); got != `sandbox "x": not found` {
 		t.Errorf("Message = %q", got)
+	}
+}
+
+func TestCodeKeepsCauseAndCategory(t *testing.T) {
+	cause := fmt.Errorf("dial: %w", context.Canceled)
+	err := fmt.Errorf("exec: %w: %w", cause, ErrUnavailable)
+	if !errors.Is(err, context.Canceled) {
+		t.Error("the cause is no longer matchable")
+	}
+	if got := Code(err); got != connect.CodeUnavailable {
+		t.Errorf("Code = %v, want unavailable (the wrapper's category)", got)
+	}
+	inner := fmt.Errorf("sandbox %q: %w", "x", ErrNotFound)
+	if got := Code(fmt.Errorf("wake: %w: %w", inner, ErrFailedPrecondition)); got != connect.CodeFailedPrecondition {
+		t.Errorf("Code = %v, want failed_precondition", got)
+	}
+	if got := Code(fmt.Errorf("get: %w", inner)); got != connect.CodeNotFound {
+		t.Errorf("Code = %v, want not_found from the cause", got)
+	}
+	if got := Code(errors.New("plain")); got != connect.CodeInternal {
+		t.Errorf("Code = %v, want internal", got)
 	}
 }

@@ -119,7 +119,7 @@ func (s *Store) Get(name string) (*Image, error) {
 	}
 	var img Image
 	if err := json.Unmarshal(b, &img); err != nil {
-		return nil, fmt.Errorf("image %q: corrupt record: %v: %w", name, err, errdefs.ErrInternal)
+		return nil, fmt.Errorf("image %q: corrupt record: %w: %w", name, err, errdefs.ErrInternal)
 	}
 	return &img, nil
 }

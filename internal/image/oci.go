@@ -63,7 +63,7 @@ func (s *Store) Import(ctx context.Context, name, path string) (*Image, error) {
 	if kind == "docker-archive" {
 		img, err := tarball.ImageFromPath(path, nil)
 		if err != nil {
-			return nil, fmt.Errorf("import %q: %v: %w", path, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("import %q: %w: %w", path, err, errdefs.ErrInvalidArgument)
 		}
 		return s.store(ctx, name, "docker-archive:"+path, img)
 	}
@@ -94,7 +94,7 @@ func (s *Store) Pull(ctx context.Context, name, ref string, opts ...remote.Optio
 	}
 	r, err := ggname.ParseReference(ref, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("pull %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("pull %q: %w: %w", ref, err, errdefs.ErrInvalidArgument)
 	}
 	unlock, err := s.lock(ctx)
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Store) Pull(ctx context.Context, name, ref string, opts ...remote.Optio
 	}, opts...)
 	img, err := remote.Image(r, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("pull %q: %v: %w", ref, err, registryCategory(err))
+		return nil, fmt.Errorf("pull %q: %w: %w", ref, err, registryCategory(err))
 	}
 	return s.store(ctx, name, "pull:"+ref, img)
 }
@@ -154,15 +154,15 @@ func (s *Store) store(ctx context.Context, imgName, source string, img v1.Image)
 	start := time.Now()
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("image %q: config: %v: %w", imgName, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("image %q: config: %w: %w", imgName, err, errdefs.ErrInvalidArgument)
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return nil, fmt.Errorf("image %q: digest: %v: %w", imgName, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("image %q: digest: %w: %w", imgName, err, errdefs.ErrInvalidArgument)
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("image %q: layers: %v: %w", imgName, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("image %q: layers: %w: %w", imgName, err, errdefs.ErrInvalidArgument)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(layers) {
 		return nil, fmt.Errorf("image %q: config lists %d layers, manifest %d: %w", imgName, len(cfg.RootFS.DiffIDs), len(layers), errdefs.ErrInvalidArgument)
@@ -199,7 +199,7 @@ func (s *Store) store(ctx context.Context, imgName, source string, img v1.Image)
 func imageFromLayout(dir string) (v1.Image, error) {
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
-		return nil, fmt.Errorf("not an OCI image layout: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("not an OCI image layout: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	img, err := pickImage(idx, 0)
 	if err != nil {
@@ -217,7 +217,7 @@ func pickImage(idx v1.ImageIndex, depth int) (v1.Image, error) {
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, fmt.Errorf("index: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("index: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	want := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	for _, d := range im.Manifests {
@@ -228,13 +228,13 @@ func pickImage(idx v1.ImageIndex, depth int) (v1.Image, error) {
 		case d.MediaType.IsImage():
 			img, err := idx.Image(d.Digest)
 			if err != nil {
-				return nil, fmt.Errorf("image %s: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
+				return nil, fmt.Errorf("image %s: %w: %w", d.Digest, err, errdefs.ErrInvalidArgument)
 			}
 			return img, nil
 		case d.MediaType.IsIndex():
 			child, err := idx.ImageIndex(d.Digest)
 			if err != nil {
-				return nil, fmt.Errorf("index %s: %v: %w", d.Digest, err, errdefs.ErrInvalidArgument)
+				return nil, fmt.Errorf("index %s: %w: %w", d.Digest, err, errdefs.ErrInvalidArgument)
 			}
 			img, err := pickImage(child, depth+1)
 			if img != nil || err != nil {
@@ -260,7 +260,7 @@ func archiveKind(path string) (string, error) {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("not a tar archive: %v: %w", err, errdefs.ErrInvalidArgument)
+			return "", fmt.Errorf("not a tar archive: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
 		switch rel, _ := cleanEntryPath(hdr.Name); rel {
 		case "manifest.json":
@@ -296,7 +296,7 @@ func extractLayout(ctx context.Context, path, dir string) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read archive: %v: %w", err, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("read archive: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
 		rel, err := cleanEntryPath(hdr.Name)
 		if err != nil {

@@ -94,7 +94,7 @@ func ParseRecipe(b []byte) (Recipe, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return Recipe{}, fmt.Errorf("recipe: %v: %w", err, errdefs.ErrInvalidArgument)
+		return Recipe{}, fmt.Errorf("recipe: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if err := r.Validate(); err != nil {
 		return Recipe{}, err

@@ -166,7 +166,7 @@ func unpackTar(ctx context.Context, r io.Reader, root string) (int64, error) {
 			break
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read tar: %v: %w", err, errdefs.ErrInvalidArgument)
+			return 0, fmt.Errorf("read tar: %w: %w", err, errdefs.ErrInvalidArgument)
 		}
 		if err := u.entry(hdr, tr); err != nil {
 			return 0, err
@@ -189,13 +189,13 @@ func (u *unpacker) parent(rel string) (string, error) {
 	}
 	p, err := securejoin.SecureJoin(u.root, rel)
 	if err != nil {
-		return "", fmt.Errorf("tar entry dir %q: %v: %w", rel, err, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("tar entry dir %q: %w: %w", rel, err, errdefs.ErrInvalidArgument)
 	}
 	if p != u.root && !strings.HasPrefix(p, u.root+"/") {
 		return "", fmt.Errorf("tar entry dir %q: resolves outside the layer: %w", rel, errdefs.ErrInvalidArgument)
 	}
 	if err := os.MkdirAll(p, 0o755); err != nil {
-		return "", fmt.Errorf("tar entry dir %q: %v: %w", rel, err, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("tar entry dir %q: %w: %w", rel, err, errdefs.ErrInvalidArgument)
 	}
 	return p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/hutch-sh/hutch/internal/egress"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // identities maps sandbox addresses to names and policies for the egress
@@ -16,7 +17,7 @@ type identities struct {
 	by map[netip.Addr]egress.Identity
 }
 
-func (ids *identities) index(rec Record) {
+func (ids *identities) index(rec sandbox.Record) {
 	if !rec.Addr.IsValid() || rec.Name == "" {
 		return
 	}
@@ -32,7 +33,7 @@ func (ids *identities) index(rec Record) {
 	ids.by[rec.Addr] = egress.Identity{Name: rec.Name, Policy: pol}
 }
 
-func (ids *identities) unindex(rec Record) {
+func (ids *identities) unindex(rec sandbox.Record) {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	if id, ok := ids.by[rec.Addr]; ok && id.Name == rec.Name {
@@ -58,7 +59,7 @@ func (m *Manager) SetPolicy(ctx context.Context, name string, p egress.Policy, c
 		return err
 	}
 	if create {
-		if _, _, created, err := m.Ensure(ctx, name, CreateOptions{Policy: &p}); err != nil || created {
+		if _, _, created, err := m.Ensure(ctx, name, sandbox.CreateOptions{Policy: &p}); err != nil || created {
 			return err
 		}
 	}

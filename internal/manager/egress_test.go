@@ -9,6 +9,7 @@ import (
 
 	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 func TestPolicyLifecycle(t *testing.T) {
@@ -28,7 +29,7 @@ func TestPolicyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, err := e.m.Get("pol")
-	if err != nil || rec.State != StateRunning {
+	if err != nil || rec.State != sandbox.StateRunning {
 		t.Fatalf("SetPolicy with create did not start the sandbox: %+v %v", rec, err)
 	}
 	// Identities are indexed by address, which this manager (no network)
@@ -42,7 +43,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, p) {
 		t.Fatalf("policy after restart: %+v %v, want %+v", got, err, p)
 	}
-	if _, _, _, err := e.m.Ensure(ctx, "plain", CreateOptions{}); err != nil {
+	if _, _, _, err := e.m.Ensure(ctx, "plain", sandbox.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.m.Policy("plain"); !reflect.DeepEqual(got, egress.DefaultPolicy()) {
@@ -58,14 +59,14 @@ func TestForkKeepsPolicy(t *testing.T) {
 	if err := e.m.SetPolicy(ctx, "src", p, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.m.Fork(ctx, "src", []string{"kid"}, "", CreateOptions{}); err != nil {
+	if _, _, err := e.m.Fork(ctx, "src", []string{"kid"}, "", sandbox.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := e.m.Policy("kid"); err != nil || !reflect.DeepEqual(got, p) {
 		t.Fatalf("fork's policy %+v %v, want the original's %+v", got, err, p)
 	}
 	other := egress.Policy{Internet: true, Deny: []string{"*.evil.test"}}
-	if _, _, err := e.m.Fork(ctx, "src", []string{"kid2"}, "", CreateOptions{Policy: &other}); err != nil {
+	if _, _, err := e.m.Fork(ctx, "src", []string{"kid2"}, "", sandbox.CreateOptions{Policy: &other}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.m.Policy("kid2"); !reflect.DeepEqual(got, other) {

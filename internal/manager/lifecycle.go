@@ -16,6 +16,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/rootfs"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // start launches b's container and records it as running.
@@ -42,7 +43,7 @@ func (m *Manager) start(ctx context.Context, b *box) error {
 		}
 	}
 	b.conn = conn
-	b.rec.State = StateRunning
+	b.rec.State = sandbox.StateRunning
 	b.rec.Reason = ""
 	b.rec.StartedAt = time.Now().UTC()
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
@@ -66,7 +67,7 @@ type makeFunc func(ctx context.Context, id, bundle string, spec *specs.Spec, log
 
 // launch mounts rec's root, runs its container and waits for its agent. It
 // persists nothing; on failure it undoes everything it set up.
-func (m *Manager) launch(ctx context.Context, rec Record, hostname string) (conn *agentconn.Conn, err error) {
+func (m *Manager) launch(ctx context.Context, rec sandbox.Record, hostname string) (conn *agentconn.Conn, err error) {
 	defer func() {
 		if err != nil {
 			_ = m.halt(context.WithoutCancel(ctx), rec.ID)
@@ -91,7 +92,7 @@ func (m *Manager) launch(ctx context.Context, rec Record, hostname string) (conn
 // cgroups made, agent socket bound. Nothing of the sandbox runs: runc's
 // init waits in the sandbox's cgroups, holding a few MiB. It reports false
 // when the runtime cannot prepare; on failure it undoes what it set up.
-func (m *Manager) prepare(ctx context.Context, rec Record) (ok bool, err error) {
+func (m *Manager) prepare(ctx context.Context, rec sandbox.Record) (ok bool, err error) {
 	p, can := m.rt.(preparer)
 	if !can || (m.net != nil && !rec.Addr.IsValid()) {
 		return false, nil
@@ -105,7 +106,7 @@ func (m *Manager) prepare(ctx context.Context, rec Record) (ok bool, err error) 
 
 // wakePrepared starts the container prepare made and waits for its agent;
 // on failure it removes the container, so that a launch can start afresh.
-func (m *Manager) wakePrepared(ctx context.Context, rec Record) (conn *agentconn.Conn, err error) {
+func (m *Manager) wakePrepared(ctx context.Context, rec sandbox.Record) (conn *agentconn.Conn, err error) {
 	defer func() {
 		if err != nil {
 			_ = m.halt(context.WithoutCancel(ctx), rec.ID)
@@ -127,7 +128,7 @@ func (m *Manager) wakePrepared(ctx context.Context, rec Record) (conn *agentconn
 // make mounts rec's root, sets up its network and makes its container with
 // mk, handing it the agent's socket; it returns when mk began. The caller
 // halts rec on failure.
-func (m *Manager) make(ctx context.Context, rec Record, hostname string, mk makeFunc) (time.Time, error) {
+func (m *Manager) make(ctx context.Context, rec sandbox.Record, hostname string, mk makeFunc) (time.Time, error) {
 	id := rec.ID
 	dir := m.dir(id)
 	root := filepath.Join(dir, "rootfs")
@@ -188,13 +189,13 @@ func (m *Manager) make(ctx context.Context, rec Record, hostname string, mk make
 }
 
 // dial waits for rec's agent to answer.
-func (m *Manager) dial(ctx context.Context, rec Record) (*agentconn.Conn, error) {
+func (m *Manager) dial(ctx context.Context, rec sandbox.Record) (*agentconn.Conn, error) {
 	conn := agentconn.New(m.socket(rec.ID))
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.AgentTimeout)
 	defer cancel()
 	if err := conn.Ping(wctx); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("sandbox %q: agent did not start (see %s): %v: %w", rec.Name, filepath.Join(m.dir(rec.ID), "agent.log"), err, errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("sandbox %q: agent did not start (see %s): %w: %w", rec.Name, filepath.Join(m.dir(rec.ID), "agent.log"), err, errdefs.ErrUnavailable)
 	}
 	return conn, nil
 }

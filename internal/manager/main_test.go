@@ -23,6 +23,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 	"github.com/hutch-sh/hutch/internal/store"
 )
@@ -74,7 +75,7 @@ func (d defaultImage) Resolve(_ context.Context, name string) (Rootfs, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(d.root, "images", "default.json"))
 	if err != nil {
-		return Rootfs{}, fmt.Errorf("default image (make test builds it): %v: %w", err, errdefs.ErrFailedPrecondition)
+		return Rootfs{}, fmt.Errorf("default image (make test builds it): %w: %w", err, errdefs.ErrFailedPrecondition)
 	}
 	var rec struct {
 		Layers []string `json:"layers"`
@@ -280,7 +281,7 @@ func (e *env) requireGone(t *testing.T, name, id string) {
 	if st, _, err := e.rt.State(context.Background(), id); err != nil || st != runtime.StatusMissing {
 		t.Errorf("runtime state %q %v, want missing", st, err)
 	}
-	var rec Record
+	var rec sandbox.Record
 	if err := e.store.Get(name, &rec); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("store record of %s: %v %+v, want not found", name, err, rec)
 	}

@@ -17,10 +17,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/rootfs"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // Config holds the manager's settings.
@@ -79,7 +81,7 @@ type Manager struct {
 // start and stop, so concurrent callers for one name wait for one start.
 type box struct {
 	mu      sync.Mutex
-	rec     Record
+	rec     sandbox.Record
 	conn    *agentconn.Conn
 	broken  bool // the agent did not answer: check the container on next use
 	removed bool // deleted while a caller waited on mu: look the name up again
@@ -151,7 +153,7 @@ func (m *Manager) reserveAddr(b *box) bool {
 }
 
 // release frees rec's address.
-func (m *Manager) release(rec Record) {
+func (m *Manager) release(rec sandbox.Record) {
 	if m.net != nil && rec.Addr.IsValid() {
 		m.net.Release(rec.ID, rec.Addr)
 	}
@@ -162,7 +164,7 @@ func (m *Manager) release(rec Record) {
 // its old address no longer routes.
 func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 	log := m.log.With("sandbox", b.rec.Name, "id", b.rec.ID)
-	if b.rec.State == StateRunning && keptAddr {
+	if b.rec.State == sandbox.StateRunning && keptAddr {
 		st, _, err := m.rt.State(ctx, b.rec.ID)
 		if err == nil && st == runtime.StatusRunning {
 			conn := agentconn.New(m.socket(b.rec.ID))
@@ -176,7 +178,7 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 			}
 		}
 	}
-	if b.rec.State == StateSleeping && keptAddr {
+	if b.rec.State == sandbox.StateSleeping && keptAddr {
 		// Asleep with a prepared container: keep it while it still waits
 		// on its mounted root.
 		st, _, err := m.rt.State(ctx, b.rec.ID)
@@ -192,8 +194,8 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 	if err := m.stop(ctx, b); err != nil {
 		log.Warn("clean up sandbox", "err", err)
 	}
-	if b.rec.State != StateFailed && b.rec.State != StateSleeping {
-		b.rec.State = StateStopped
+	if b.rec.State != sandbox.StateFailed && b.rec.State != sandbox.StateSleeping {
+		b.rec.State = sandbox.StateStopped
 	}
 	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 		log.Warn("persist sandbox", "err", err)
@@ -203,13 +205,13 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 
 func (m *Manager) dir(id string) string { return filepath.Join(m.cfg.DataDir, "sandboxes", id) }
 func (m *Manager) socket(id string) string {
-	return filepath.Join(m.dir(id), "run", runtime.SocketName)
+	return filepath.Join(m.dir(id), "run", agentapi.SocketName)
 }
 
 // lookup returns the box for name, creating an empty placeholder when create
 // is set. A placeholder has no ID until its first start.
 func (m *Manager) lookup(name string, create bool) (*box, error) {
-	if err := ValidateName(name); err != nil {
+	if err := sandbox.ValidateName(name); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -219,7 +221,7 @@ func (m *Manager) lookup(name string, create bool) (*box, error) {
 		if !create {
 			return nil, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
 		}
-		b = &box{rec: Record{Name: name}}
+		b = &box{rec: sandbox.Record{Name: name}}
 		m.boxes[name] = b
 	}
 	return b, nil
@@ -227,18 +229,24 @@ func (m *Manager) lookup(name string, create bool) (*box, error) {
 
 // Ensure returns the running sandbox called name, creating or starting it
 // as needed. created reports whether this call created it.
-func (m *Manager) Ensure(ctx context.Context, name string, opts CreateOptions) (rec Record, conn *agentconn.Conn, created bool, err error) {
+func (m *Manager) Ensure(ctx context.Context, name string, opts sandbox.CreateOptions) (rec sandbox.Record, conn *agentconn.Conn, created bool, err error) {
+	return m.ensure(ctx, name, opts, false)
+}
+
+// ensure is Ensure; with mustResume, a name the daemon does not know is
+// created only from a persisted session.
+func (m *Manager) ensure(ctx context.Context, name string, opts sandbox.CreateOptions, mustResume bool) (rec sandbox.Record, conn *agentconn.Conn, created bool, err error) {
 	for {
 		b, err := m.lookup(name, true)
 		if err != nil {
-			return Record{}, nil, false, err
+			return sandbox.Record{}, nil, false, err
 		}
 		b.mu.Lock()
 		if b.removed {
 			b.mu.Unlock()
 			continue
 		}
-		rec, conn, created, err = m.ensureLocked(ctx, b, opts)
+		rec, conn, created, err = m.ensureLocked(ctx, b, opts, mustResume)
 		b.mu.Unlock()
 		return rec, conn, created, err
 	}
@@ -251,7 +259,7 @@ func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error
 		b, err := m.lookup(name, false)
 		if errors.Is(err, errdefs.ErrNotFound) && m.cfg.Remote != nil {
 			// Perhaps persisted by a daemon elsewhere: wake it here.
-			_, conn, _, err := m.Ensure(ctx, name, CreateOptions{mustResume: true})
+			_, conn, _, err := m.ensure(ctx, name, sandbox.CreateOptions{}, true)
 			return conn, err
 		}
 		if err != nil {
@@ -266,13 +274,13 @@ func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error
 			}
 			return nil, fmt.Errorf("sandbox %q: %w", name, errdefs.ErrNotFound)
 		}
-		_, conn, _, err := m.ensureLocked(ctx, b, CreateOptions{})
+		_, conn, _, err := m.ensureLocked(ctx, b, sandbox.CreateOptions{}, false)
 		b.mu.Unlock()
 		return conn, err
 	}
 }
 
-func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
+func (m *Manager) ensureLocked(ctx context.Context, b *box, opts sandbox.CreateOptions, mustResume bool) (sandbox.Record, *agentconn.Conn, bool, error) {
 	b.lastActive = time.Now()
 	if b.conn != nil && !b.broken {
 		return b.rec, b.conn, false, nil
@@ -281,15 +289,15 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 	if b.rec.ID == "" {
 		if err := validSleepAfter(opts.SleepAfter); err != nil {
 			m.forget(b)
-			return Record{}, nil, false, err
+			return sandbox.Record{}, nil, false, err
 		}
 		sess, err := m.resume(ctx, b.rec.Name, &opts)
-		if err == nil && sess == nil && opts.mustResume {
+		if err == nil && sess == nil && mustResume {
 			err = fmt.Errorf("sandbox %q: %w", b.rec.Name, errdefs.ErrNotFound)
 		}
 		if err != nil {
 			m.forget(b)
-			return Record{}, nil, false, err
+			return sandbox.Record{}, nil, false, err
 		}
 		if sess == nil {
 			if w := m.takeWarm(ctx, b.rec.Name, opts); w != nil {
@@ -298,7 +306,7 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 		}
 		if err := m.initRecord(ctx, b, opts); err != nil {
 			m.forget(b)
-			return Record{}, nil, false, err
+			return sandbox.Record{}, nil, false, err
 		}
 		if sess != nil {
 			b.rec.Env, b.rec.Ports, b.rec.Limits = sess.Env, sess.Ports, sess.Limits
@@ -306,7 +314,7 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 			b.rec.Policy = sess.Policy
 			if err := m.store.Put(b.rec.Name, b.rec); err != nil {
 				_ = m.removeLocked(context.WithoutCancel(ctx), b)
-				return Record{}, nil, false, err
+				return sandbox.Record{}, nil, false, err
 			}
 			m.log.Info("sandbox resumed from the blob store", "sandbox", b.rec.Name, "snapshot", sess.Snapshot)
 		}
@@ -327,26 +335,26 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts CreateOptions) 
 		}
 		m.log.Warn("agent unreachable; restarting sandbox", "sandbox", b.rec.Name, "id", b.rec.ID)
 		if err := m.stop(ctx, b); err != nil {
-			return Record{}, nil, false, err
+			return sandbox.Record{}, nil, false, err
 		}
 	}
 	if err := m.start(ctx, b); err != nil {
 		if created {
 			_ = m.removeLocked(context.WithoutCancel(ctx), b)
 		}
-		return Record{}, nil, false, err
+		return sandbox.Record{}, nil, false, err
 	}
 	return b.rec, b.conn, created, nil
 }
 
 // initRecord gives a new sandbox its ID, image and limits, and persists it
 // before anything is created on disk, so a crash mid-create is recoverable.
-func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) error {
+func (m *Manager) initRecord(ctx context.Context, b *box, opts sandbox.CreateOptions) error {
 	it := opts.InstanceType
 	if it == "" {
-		it = DefaultInstanceType
+		it = sandbox.DefaultInstanceType
 	}
-	limits, ok := InstanceTypes[it]
+	limits, ok := sandbox.InstanceTypes[it]
 	if !ok {
 		return fmt.Errorf("instance type %q: unknown (have lite, basic, standard): %w", it, errdefs.ErrInvalidArgument)
 	}
@@ -369,13 +377,13 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 			return err
 		}
 	}
-	b.rec = Record{
+	b.rec = sandbox.Record{
 		Addr:         addr,
 		Name:         b.rec.Name,
 		ID:           id,
 		Image:        img.Image,
 		Runtime:      m.rt.Name(),
-		State:        StateCreating,
+		State:        sandbox.StateCreating,
 		CreatedAt:    time.Now().UTC(),
 		Limits:       limits,
 		Lowers:       img.Lowers,
@@ -393,7 +401,7 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts CreateOptions) er
 }
 
 // adoptWarm makes a pooled sandbox the sandbox b.
-func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts CreateOptions) (Record, *agentconn.Conn, bool, error) {
+func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts sandbox.CreateOptions) (sandbox.Record, *agentconn.Conn, bool, error) {
 	now := time.Now().UTC()
 	name := b.rec.Name
 	b.rec = w.rec
@@ -407,7 +415,7 @@ func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts CreateOpt
 		_ = os.RemoveAll(m.dir(b.rec.ID))
 		m.release(b.rec)
 		m.forget(b)
-		return Record{}, nil, false, err
+		return sandbox.Record{}, nil, false, err
 	}
 	m.ids.index(b.rec)
 	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", b.rec.ID, "warm", true)
@@ -445,10 +453,10 @@ func (m *Manager) MarkBroken(name string) {
 }
 
 // Get returns the record of name.
-func (m *Manager) Get(name string) (Record, error) {
+func (m *Manager) Get(name string) (sandbox.Record, error) {
 	b, err := m.existing(name)
 	if err != nil {
-		return Record{}, err
+		return sandbox.Record{}, err
 	}
 	defer b.mu.Unlock()
 	return b.rec, nil
@@ -456,18 +464,18 @@ func (m *Manager) Get(name string) (Record, error) {
 
 // List returns every sandbox's record, sorted by name. Sandboxes busy
 // starting are listed with the state they had before.
-func (m *Manager) List() []Record {
+func (m *Manager) List() []sandbox.Record {
 	m.mu.Lock()
 	boxes := make([]*box, 0, len(m.boxes))
 	for _, b := range m.boxes {
 		boxes = append(boxes, b)
 	}
 	m.mu.Unlock()
-	out := make([]Record, 0, len(boxes))
+	out := make([]sandbox.Record, 0, len(boxes))
 	for _, b := range boxes {
 		if !b.mu.TryLock() {
 			// Starting or stopping: report it without waiting.
-			out = append(out, Record{Name: b.rec.Name, State: StateCreating})
+			out = append(out, sandbox.Record{Name: b.rec.Name, State: sandbox.StateCreating})
 			continue
 		}
 		if !b.removed && b.rec.ID != "" {

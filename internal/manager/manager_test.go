@@ -14,13 +14,14 @@ import (
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 func TestEnsureConcurrentOneName(t *testing.T) {
 	e := newEnv(t)
 	const n = 20
 	type res struct {
-		rec     Record
+		rec     sandbox.Record
 		created bool
 		err     error
 	}
@@ -30,7 +31,7 @@ func TestEnsureConcurrentOneName(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			<-start
-			rec, conn, created, err := e.m.Ensure(context.Background(), "one", CreateOptions{})
+			rec, conn, created, err := e.m.Ensure(context.Background(), "one", sandbox.CreateOptions{})
 			if err == nil && conn == nil {
 				err = errors.New("nil conn")
 			}
@@ -50,7 +51,7 @@ func TestEnsureConcurrentOneName(t *testing.T) {
 		if r.created {
 			created++
 		}
-		if r.rec.State != StateRunning {
+		if r.rec.State != sandbox.StateRunning {
 			t.Errorf("state %q, want running", r.rec.State)
 		}
 	}
@@ -81,7 +82,7 @@ func TestEnsureNamesInParallel(t *testing.T) {
 	}
 	aDone := make(chan error, 1)
 	go func() {
-		_, _, _, err := e.m.Ensure(context.Background(), "a", CreateOptions{})
+		_, _, _, err := e.m.Ensure(context.Background(), "a", sandbox.CreateOptions{})
 		aDone <- err
 	}()
 	select {
@@ -102,7 +103,7 @@ func TestEnsureNamesInParallel(t *testing.T) {
 	// A is stuck in Start holding its lock: B must not wait for it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	recB, connB, createdB, err := e.m.Ensure(ctx, "b", CreateOptions{})
+	recB, connB, createdB, err := e.m.Ensure(ctx, "b", sandbox.CreateOptions{})
 	if err != nil || !createdB {
 		t.Fatalf("Ensure(b) while a starts: created %v err %v", createdB, err)
 	}
@@ -110,15 +111,15 @@ func TestEnsureNamesInParallel(t *testing.T) {
 		t.Errorf("hostname in b = %q", got)
 	}
 	// List must not block on a's lock either; a shows as creating.
-	listed := make(chan []Record, 1)
+	listed := make(chan []sandbox.Record, 1)
 	go func() { listed <- e.m.List() }()
 	select {
 	case l := <-listed:
-		states := map[string]State{}
+		states := map[string]sandbox.State{}
 		for _, r := range l {
 			states[r.Name] = r.State
 		}
-		if states["a"] != StateCreating || states["b"] != StateRunning {
+		if states["a"] != sandbox.StateCreating || states["b"] != sandbox.StateRunning {
 			t.Errorf("List states = %v, want a creating, b running", states)
 		}
 	case <-time.After(5 * time.Second):
@@ -140,7 +141,7 @@ func TestEnsureNamesInParallel(t *testing.T) {
 		t.Fatal("Ensure(a) did not finish after release")
 	}
 	recA, err := e.m.Get("a")
-	if err != nil || recA.State != StateRunning || recA.ID == recB.ID {
+	if err != nil || recA.State != sandbox.StateRunning || recA.ID == recB.ID {
 		t.Errorf("a = %+v, %v", recA, err)
 	}
 }
@@ -148,7 +149,7 @@ func TestEnsureNamesInParallel(t *testing.T) {
 func TestDeleteRemovesEverything(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	rec, conn, _, err := e.m.Ensure(ctx, "gone", CreateOptions{})
+	rec, conn, _, err := e.m.Ensure(ctx, "gone", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestDeleteRemovesEverything(t *testing.T) {
 		t.Errorf("second Delete = %v, want not found", err)
 	}
 	// The name is free again: a new sandbox, with a new id and an empty disk.
-	rec2, conn2, created, err := e.m.Ensure(ctx, "gone", CreateOptions{})
+	rec2, conn2, created, err := e.m.Ensure(ctx, "gone", sandbox.CreateOptions{})
 	if err != nil || !created || rec2.ID == rec.ID {
 		t.Fatalf("re-create: %+v created %v err %v", rec2, created, err)
 	}
@@ -179,7 +180,7 @@ func TestDeleteRemovesEverything(t *testing.T) {
 func TestRestartAdoptsAndRecovers(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	rec, conn, _, err := e.m.Ensure(ctx, "keep", CreateOptions{})
+	rec, conn, _, err := e.m.Ensure(ctx, "keep", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,10 +191,10 @@ func TestRestartAdoptsAndRecovers(t *testing.T) {
 		e.restart()
 		starts := e.rt.startCount()
 		got, err := e.m.Get("keep")
-		if err != nil || got.ID != rec.ID || got.State != StateRunning {
+		if err != nil || got.ID != rec.ID || got.State != sandbox.StateRunning {
 			t.Fatalf("after restart: %+v %v, want running %s", got, err, rec.ID)
 		}
-		_, conn, created, err := e.m.Ensure(ctx, "keep", CreateOptions{})
+		_, conn, created, err := e.m.Ensure(ctx, "keep", sandbox.CreateOptions{})
 		if err != nil || created {
 			t.Fatalf("Ensure after restart: created %v err %v", created, err)
 		}
@@ -226,8 +227,8 @@ func TestRestartAdoptsAndRecovers(t *testing.T) {
 			}
 			waitNotRunning(t, e, rec.ID)
 			tt.notice()
-			got, conn, created, err := e.m.Ensure(ctx, "keep", CreateOptions{})
-			if err != nil || created || got.ID != rec.ID || got.State != StateRunning {
+			got, conn, created, err := e.m.Ensure(ctx, "keep", sandbox.CreateOptions{})
+			if err != nil || created || got.ID != rec.ID || got.State != sandbox.StateRunning {
 				t.Fatalf("Ensure after kill: %+v created %v err %v", got, created, err)
 			}
 			if got := run(t, conn, "cat /workspace/f"); got != "kept\n" {
@@ -260,21 +261,21 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	boom := fmt.Errorf("injected: %w", errdefs.ErrInternal)
 	e.rt.onStart = func(context.Context, *specs.Spec) error { return boom }
-	_, _, _, err := e.m.Ensure(ctx, "fails", CreateOptions{})
+	_, _, _, err := e.m.Ensure(ctx, "fails", sandbox.CreateOptions{})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Ensure = %v, want the start error", err)
 	}
 	if l := e.m.List(); len(l) != 0 {
 		t.Errorf("List after failed create = %+v", l)
 	}
-	var rec Record
+	var rec sandbox.Record
 	if err := e.store.Get("fails", &rec); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("record left behind: %+v %v", rec, err)
 	}
 	requireNoMounts(t, e.data)
 	// A failed create does not poison the name.
 	e.rt.onStart = nil
-	if _, _, created, err := e.m.Ensure(ctx, "fails", CreateOptions{}); err != nil || !created {
+	if _, _, created, err := e.m.Ensure(ctx, "fails", sandbox.CreateOptions{}); err != nil || !created {
 		t.Fatalf("Ensure after fix: created %v err %v", created, err)
 	}
 }
@@ -283,11 +284,11 @@ func TestEnsureBadOptions(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct {
 		name string
-		opts CreateOptions
+		opts sandbox.CreateOptions
 		want error
 	}{
-		{"unknown instance type", CreateOptions{InstanceType: "huge"}, errdefs.ErrInvalidArgument},
-		{"unknown image", CreateOptions{Image: "nope"}, errdefs.ErrNotFound},
+		{"unknown instance type", sandbox.CreateOptions{InstanceType: "huge"}, errdefs.ErrInvalidArgument},
+		{"unknown image", sandbox.CreateOptions{Image: "nope"}, errdefs.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,7 +315,7 @@ func TestInvalidNames(t *testing.T) {
 	}
 	for _, name := range names {
 		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
-			if _, _, _, err := e.m.Ensure(ctx, name, CreateOptions{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			if _, _, _, err := e.m.Ensure(ctx, name, sandbox.CreateOptions{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Errorf("Ensure = %v, want invalid argument", err)
 			}
 			if _, err := e.m.Conn(ctx, name); !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -345,7 +346,7 @@ func TestValidateName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
-			err := ValidateName(tt.name)
+			err := sandbox.ValidateName(tt.name)
 			if tt.ok != (err == nil) {
 				t.Fatalf("ValidateName = %v, want ok=%v", err, tt.ok)
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 )
 
@@ -28,7 +28,7 @@ type session struct {
 	Image      string         `json:"image"`
 	Env        []string       `json:"env"`
 	Ports      map[int]string `json:"ports,omitempty"`
-	Limits     runtime.Limits `json:"limits"`
+	Limits     sandbox.Limits `json:"limits"`
 	SleepAfter time.Duration  `json:"sleepAfter,omitempty"`
 	KeepAlive  bool           `json:"keepAlive,omitempty"`
 	// Policy travels with the sandbox: a restricted one stays restricted
@@ -82,7 +82,7 @@ func (m *Manager) persist(ctx context.Context, b *box) error {
 
 // resume fills a new sandbox's options from a persisted session of name,
 // if the blob store has one; it reports whether it did.
-func (m *Manager) resume(ctx context.Context, name string, opts *CreateOptions) (*session, error) {
+func (m *Manager) resume(ctx context.Context, name string, opts *sandbox.CreateOptions) (*session, error) {
 	if m.cfg.Remote == nil || opts.FromSnapshot != "" {
 		return nil, nil
 	}

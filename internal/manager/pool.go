@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // A warm pool keeps a few sandboxes of the default image and instance type
@@ -27,8 +28,8 @@ type hostnamer interface {
 }
 
 type warm struct {
-	rec   Record // Name empty
-	pidfd int    // of the sandbox's init, taken right after it started
+	rec   sandbox.Record // Name empty
+	pidfd int            // of the sandbox's init, taken right after it started
 	conn  *agentconn.Conn
 }
 
@@ -96,13 +97,13 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 			return nil, err
 		}
 	}
-	rec := Record{
+	rec := sandbox.Record{
 		ID:      id,
 		Addr:    addr,
 		Image:   img.Image,
 		Runtime: m.rt.Name(),
-		State:   StateRunning,
-		Limits:  InstanceTypes[DefaultInstanceType],
+		State:   sandbox.StateRunning,
+		Limits:  sandbox.InstanceTypes[sandbox.DefaultInstanceType],
 		Lowers:  img.Lowers,
 		Env:     img.Env,
 	}
@@ -129,8 +130,8 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 }
 
 // takeWarm hands out a pooled sandbox named name, or nil when none fits.
-func (m *Manager) takeWarm(ctx context.Context, name string, opts CreateOptions) *warm {
-	if m.pool == nil || opts.Image != "" || opts.FromSnapshot != "" || (opts.InstanceType != "" && opts.InstanceType != DefaultInstanceType) {
+func (m *Manager) takeWarm(ctx context.Context, name string, opts sandbox.CreateOptions) *warm {
+	if m.pool == nil || opts.Image != "" || opts.FromSnapshot != "" || (opts.InstanceType != "" && opts.InstanceType != sandbox.DefaultInstanceType) {
 		return nil
 	}
 	hn, ok := m.rt.(hostnamer)
@@ -178,7 +179,7 @@ func (m *Manager) refill() {
 
 // discard removes a sandbox that has no record: a pool entry, or an
 // orphan (of which only the ID is known).
-func (m *Manager) discard(rec Record) {
+func (m *Manager) discard(rec sandbox.Record) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.halt(ctx, rec.ID); err != nil {
@@ -212,6 +213,6 @@ func (m *Manager) removeOrphans(known map[string]bool) {
 			continue
 		}
 		m.log.Info("removing orphaned sandbox", "id", e.Name())
-		m.discard(Record{ID: e.Name()})
+		m.discard(sandbox.Record{ID: e.Name()})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/store"
 )
 
@@ -51,11 +52,11 @@ func TestWarmPoolHandsOutRenamedSandboxes(t *testing.T) {
 	warmID := m.pool.ready[0].rec.ID
 	m.pool.mu.Unlock()
 
-	rec, conn, created, err := m.Ensure(ctx, "pooled", CreateOptions{})
+	rec, conn, created, err := m.Ensure(ctx, "pooled", sandbox.CreateOptions{})
 	if err != nil || !created {
 		t.Fatalf("Ensure: created %v err %v", created, err)
 	}
-	if rec.ID != warmID || rec.Name != "pooled" || rec.State != StateRunning || rec.CreatedAt.IsZero() {
+	if rec.ID != warmID || rec.Name != "pooled" || rec.State != sandbox.StateRunning || rec.CreatedAt.IsZero() {
 		t.Fatalf("record %+v, want the warm sandbox %s named pooled", rec, warmID)
 	}
 	if got := run(t, conn, `echo "$(hostname) $HOSTNAME"`); got != "pooled pooled\n" {
@@ -63,8 +64,8 @@ func TestWarmPoolHandsOutRenamedSandboxes(t *testing.T) {
 	}
 	// Another image or instance type never comes from the pool.
 	waitPool()
-	rec2, _, _, err := m.Ensure(ctx, "big", CreateOptions{InstanceType: "standard"})
-	if err != nil || rec2.Limits != InstanceTypes["standard"] {
+	rec2, _, _, err := m.Ensure(ctx, "big", sandbox.CreateOptions{InstanceType: "standard"})
+	if err != nil || rec2.Limits != sandbox.InstanceTypes["standard"] {
 		t.Fatalf("standard sandbox: %+v %v", rec2, err)
 	}
 	if m.pool.count() != 1 {

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // tokenAlphabet has no '-', so a preview host splits unambiguously.
@@ -39,7 +40,7 @@ func (m *Manager) Expose(ctx context.Context, name string, port int) (string, er
 		return "", err
 	}
 	for {
-		if _, _, _, err := m.Ensure(ctx, name, CreateOptions{}); err != nil {
+		if _, _, _, err := m.Ensure(ctx, name, sandbox.CreateOptions{}); err != nil {
 			return "", err
 		}
 		b, err := m.lookup(name, false)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // Sleep: a sandbox idle for its SleepAfter (no call on it, and no request,
@@ -77,7 +78,7 @@ func (m *Manager) sleepIdle(ctx context.Context, now time.Time) {
 // sleepsAt is when b sleeps if nothing happens; zero if it is not running,
 // is kept alive, or has something open. b.mu is held.
 func (m *Manager) sleepsAt(b *box) time.Time {
-	if b.removed || b.conn == nil || b.broken || b.rec.KeepAlive || b.rec.State != StateRunning {
+	if b.removed || b.conn == nil || b.broken || b.rec.KeepAlive || b.rec.State != sandbox.StateRunning {
 		return time.Time{}
 	}
 	if b.conn.Active() > 0 {
@@ -104,14 +105,14 @@ func (m *Manager) Sleep(ctx context.Context, name string) (SleepInfo, error) {
 }
 
 func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
-	if b.rec.State == StateSleeping && b.conn == nil {
+	if b.rec.State == sandbox.StateSleeping && b.conn == nil {
 		return nil
 	}
 	if err := m.stop(ctx, b); err != nil {
 		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
 	}
 	b.broken = false
-	b.rec.State = StateSleeping
+	b.rec.State = sandbox.StateSleeping
 	var perr error
 	if b.rec.Persist {
 		perr = m.persist(ctx, b)
@@ -181,7 +182,7 @@ func (m *Manager) GetSleep(name string) (SleepInfo, error) {
 
 func (m *Manager) sleepInfo(b *box) SleepInfo {
 	si := SleepInfo{
-		Sleeping:   b.rec.State == StateSleeping,
+		Sleeping:   b.rec.State == sandbox.StateSleeping,
 		SleepAfter: b.rec.IdleLimit(),
 		KeepAlive:  b.rec.KeepAlive,
 		Persist:    b.rec.Persist,
@@ -194,8 +195,8 @@ func (m *Manager) sleepInfo(b *box) SleepInfo {
 }
 
 func validSleepAfter(d time.Duration) error {
-	if d != 0 && d < MinSleepAfter {
-		return fmt.Errorf("sleepAfter %s: must be at least %s: %w", d, MinSleepAfter, errdefs.ErrInvalidArgument)
+	if d != 0 && d < sandbox.MinSleepAfter {
+		return fmt.Errorf("sleepAfter %s: must be at least %s: %w", d, sandbox.MinSleepAfter, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
@@ -225,7 +226,7 @@ func (m *Manager) existing(name string) (*box, error) {
 // it neither sleeps nor goes away meanwhile.
 func (m *Manager) Root(ctx context.Context, name string, create bool) (root string, release func(), err error) {
 	if create {
-		if _, _, _, err := m.Ensure(ctx, name, CreateOptions{}); err != nil {
+		if _, _, _, err := m.Ensure(ctx, name, sandbox.CreateOptions{}); err != nil {
 			return "", nil, err
 		}
 	}
@@ -233,7 +234,7 @@ func (m *Manager) Root(ctx context.Context, name string, create bool) (root stri
 	if err != nil {
 		return "", nil, err
 	}
-	if _, _, _, err := m.ensureLocked(ctx, b, CreateOptions{}); err != nil {
+	if _, _, _, err := m.ensureLocked(ctx, b, sandbox.CreateOptions{}, false); err != nil {
 		b.mu.Unlock()
 		return "", nil, err
 	}

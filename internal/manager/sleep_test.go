@@ -17,12 +17,13 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	rec, conn, _, err := e.m.Ensure(ctx, "nap", CreateOptions{})
+	rec, conn, _, err := e.m.Ensure(ctx, "nap", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +40,12 @@ func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
 		t.Errorf("after Sleep: %+v, want sleeping with no sleep time", si)
 	}
 	requirePrepared(t, e, rec)
-	if got, _ := e.m.Get("nap"); got.State != StateSleeping {
+	if got, _ := e.m.Get("nap"); got.State != sandbox.StateSleeping {
 		t.Errorf("state %q, want sleeping", got.State)
 	}
 	// Sleeping survives a daemon restart, which keeps the prepared container.
 	e.restart()
-	if got, _ := e.m.Get("nap"); got.State != StateSleeping {
+	if got, _ := e.m.Get("nap"); got.State != sandbox.StateSleeping {
 		t.Errorf("state after restart %q, want sleeping", got.State)
 	}
 	requirePrepared(t, e, rec)
@@ -78,7 +79,7 @@ func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
 		t.Errorf("after wake: %q, want the file kept and no process left", out)
 	}
 	got, _ := e.m.Get("nap")
-	if got.State != StateRunning || got.Addr != rec.Addr || got.ID != rec.ID {
+	if got.State != sandbox.StateRunning || got.Addr != rec.Addr || got.ID != rec.ID {
 		t.Errorf("after wake: %+v, want running with the same id and address as %+v", got, rec)
 	}
 }
@@ -86,20 +87,20 @@ func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
 func TestIdleSleep(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, conn, _, err := e.m.Ensure(ctx, "idle", CreateOptions{SleepAfter: time.Second})
+	_, conn, _, err := e.m.Ensure(ctx, "idle", sandbox.CreateOptions{SleepAfter: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A quiet exec stream open longer than SleepAfter keeps it awake.
 	run(t, conn, "sleep 2")
-	if got, _ := e.m.Get("idle"); got.State != StateRunning {
+	if got, _ := e.m.Get("idle"); got.State != sandbox.StateRunning {
 		t.Fatalf("state %q while an exec stream was open, want running", got.State)
 	}
 	si, _ := e.m.GetSleep("idle")
 	if si.SleepsAt.IsZero() || time.Until(si.SleepsAt) > time.Second {
 		t.Errorf("sleeps at %v, want within 1s", si.SleepsAt)
 	}
-	waitState(t, e, "idle", StateSleeping, 3*time.Second)
+	waitState(t, e, "idle", sandbox.StateSleeping, 3*time.Second)
 
 	// Kept alive: it stays up however idle.
 	keep := true
@@ -110,21 +111,21 @@ func TestIdleSleep(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	if got, _ := e.m.Get("idle"); got.State != StateRunning {
+	if got, _ := e.m.Get("idle"); got.State != sandbox.StateRunning {
 		t.Errorf("kept-alive sandbox is %q, want running", got.State)
 	}
 	keep = false
 	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, e, "idle", StateSleeping, 3*time.Second)
+	waitState(t, e, "idle", sandbox.StateSleeping, 3*time.Second)
 }
 
 // A background process's log stream is activity too.
 func TestIdleSleepWaitsForLogStream(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, conn, _, err := e.m.Ensure(ctx, "logs", CreateOptions{SleepAfter: time.Second})
+	_, conn, _, err := e.m.Ensure(ctx, "logs", sandbox.CreateOptions{SleepAfter: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +139,10 @@ func TestIdleSleepWaitsForLogStream(t *testing.T) {
 	for s.Receive() {
 	}
 	s.Close()
-	if got, _ := e.m.Get("logs"); got.State != StateRunning {
+	if got, _ := e.m.Get("logs"); got.State != sandbox.StateRunning {
 		t.Fatalf("state %q while a log stream was open, want running", got.State)
 	}
-	waitState(t, e, "logs", StateSleeping, 3*time.Second)
+	waitState(t, e, "logs", sandbox.StateSleeping, 3*time.Second)
 }
 
 func TestSleepBadInput(t *testing.T) {
@@ -150,10 +151,10 @@ func TestSleepBadInput(t *testing.T) {
 		t.Errorf("Sleep(missing) = %v, want not found", err)
 	}
 	short := time.Millisecond
-	if _, _, _, err := e.m.Ensure(context.Background(), "short", CreateOptions{SleepAfter: short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, _, _, err := e.m.Ensure(context.Background(), "short", sandbox.CreateOptions{SleepAfter: short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("Ensure(sleepAfter 1ms) = %v, want invalid argument", err)
 	}
-	if _, _, _, err := e.m.Ensure(context.Background(), "ok", CreateOptions{}); err != nil {
+	if _, _, _, err := e.m.Ensure(context.Background(), "ok", sandbox.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.m.ConfigureSleep("ok", SleepSettings{SleepAfter: &short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -161,7 +162,7 @@ func TestSleepBadInput(t *testing.T) {
 	}
 }
 
-func waitState(t *testing.T, e *env, name string, want State, within time.Duration) {
+func waitState(t *testing.T, e *env, name string, want sandbox.State, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -179,7 +180,7 @@ func waitState(t *testing.T, e *env, name string, want State, within time.Durati
 // requirePrepared fails unless sleeping rec holds only a prepared container:
 // created, not started, nothing of the sandbox running in its cgroups, and
 // its memory limit set.
-func requirePrepared(t *testing.T, e *env, rec Record) {
+func requirePrepared(t *testing.T, e *env, rec sandbox.Record) {
 	t.Helper()
 	st, pid, err := e.rt.State(context.Background(), rec.ID)
 	if err != nil || st != runtime.StatusCreated {
@@ -206,9 +207,9 @@ func requirePrepared(t *testing.T, e *env, rec Record) {
 func TestSleepingRemoveLeavesNothing(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	var recs []Record
+	var recs []sandbox.Record
 	for _, name := range []string{"nap-a", "nap-b"} {
-		rec, _, _, err := e.m.Ensure(ctx, name, CreateOptions{})
+		rec, _, _, err := e.m.Ensure(ctx, name, sandbox.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +235,7 @@ func TestSleepingRemoveLeavesNothing(t *testing.T) {
 func TestWakeWithoutPreparedContainer(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	rec, conn, _, err := e.m.Ensure(ctx, "nap", CreateOptions{})
+	rec, conn, _, err := e.m.Ensure(ctx, "nap", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

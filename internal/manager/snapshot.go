@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 )
 
@@ -138,10 +139,10 @@ func (m *Manager) capture(ctx context.Context, name string, ttl time.Duration) (
 }
 
 // records returns every persisted sandbox record.
-func (m *Manager) records() ([]Record, error) {
-	var recs []Record
+func (m *Manager) records() ([]sandbox.Record, error) {
+	var recs []sandbox.Record
 	err := m.store.Each(func(_ string, raw []byte) error {
-		var r Record
+		var r sandbox.Record
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return err
 		}
@@ -175,7 +176,7 @@ func (m *Manager) ListSnapshots(sandbox string) ([]SnapshotInfo, error) {
 	return out, nil
 }
 
-func usedBy(recs []Record, id string) []string {
+func usedBy(recs []sandbox.Record, id string) []string {
 	var names []string
 	for _, r := range recs {
 		if r.FromSnapshot == id {
@@ -244,7 +245,7 @@ func (m *Manager) collect(ctx context.Context) error {
 	return m.collectLocked(ctx, st, recs)
 }
 
-func (m *Manager) collectLocked(ctx context.Context, st Snapshots, recs []Record) error {
+func (m *Manager) collectLocked(ctx context.Context, st Snapshots, recs []sandbox.Record) error {
 	var inUse []string
 	for _, r := range recs {
 		inUse = append(inUse, r.Lowers...)
@@ -276,13 +277,13 @@ func (m *Manager) fromSnapshot(ctx context.Context, id, wantImage string) (Rootf
 // Fork creates sandboxes news with the disk of snapshot snapID, or of a
 // snapshot of name taken now when snapID is "". It returns the snapshot id
 // and the new sandboxes; on failure the ones it made are removed again.
-func (m *Manager) Fork(ctx context.Context, name string, news []string, snapID string, opts CreateOptions) (string, []Record, error) {
+func (m *Manager) Fork(ctx context.Context, name string, news []string, snapID string, opts sandbox.CreateOptions) (string, []sandbox.Record, error) {
 	if len(news) == 0 {
 		return "", nil, fmt.Errorf("fork: no names for the new sandboxes: %w", errdefs.ErrInvalidArgument)
 	}
 	seen := map[string]bool{}
 	for _, n := range news {
-		if err := ValidateName(n); err != nil {
+		if err := sandbox.ValidateName(n); err != nil {
 			return "", nil, err
 		}
 		if seen[n] {
@@ -311,7 +312,7 @@ func (m *Manager) Fork(ctx context.Context, name string, news []string, snapID s
 			opts.Policy = src.Policy
 		}
 	}
-	recs := make([]Record, len(news))
+	recs := make([]sandbox.Record, len(news))
 	errs := make([]error, len(news))
 	var wg sync.WaitGroup
 	for i, n := range news {
@@ -319,7 +320,7 @@ func (m *Manager) Fork(ctx context.Context, name string, news []string, snapID s
 			rec, _, created, err := m.Ensure(ctx, n, opts)
 			if err == nil && !created {
 				err = fmt.Errorf("sandbox %q: %w", n, errdefs.ErrAlreadyExists)
-				rec = Record{}
+				rec = sandbox.Record{}
 			}
 			recs[i], errs[i] = rec, err
 		})

@@ -13,12 +13,13 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 func TestSnapshotAndFork(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, conn, _, err := e.m.Ensure(ctx, "par", CreateOptions{})
+	_, conn, _, err := e.m.Ensure(ctx, "par", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func TestSnapshotAndFork(t *testing.T) {
 	}
 	// The parent runs on, unfrozen.
 	run(t, conn, "echo after >> /workspace/keep")
-	id, recs, err := e.m.Fork(ctx, "", []string{"f1", "f2"}, snap.ID, CreateOptions{})
+	id, recs, err := e.m.Fork(ctx, "", []string{"f1", "f2"}, snap.ID, sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestSnapshotAndFork(t *testing.T) {
 func TestSnapshotOfSleepingSandboxAndTTL(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, conn, _, err := e.m.Ensure(ctx, "zz", CreateOptions{})
+	_, conn, _, err := e.m.Ensure(ctx, "zz", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +118,14 @@ func TestSnapshotOfSleepingSandboxAndTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := e.m.Get("zz"); got.State != StateSleeping {
+	if got, _ := e.m.Get("zz"); got.State != sandbox.StateSleeping {
 		t.Errorf("snapshot woke the sandbox: %s", got.State)
 	}
 	time.Sleep(5 * time.Millisecond)
 	if err := e.m.collect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.m.Fork(ctx, "", []string{"late"}, snap.ID, CreateOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, _, err := e.m.Fork(ctx, "", []string{"late"}, snap.ID, sandbox.CreateOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("fork of an expired snapshot: %v, want not found", err)
 	}
 	if _, err := os.Stat(snap.Lowers[0]); !errors.Is(err, os.ErrNotExist) {
@@ -135,7 +136,7 @@ func TestSnapshotOfSleepingSandboxAndTTL(t *testing.T) {
 func TestSnapshotBadInput(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	if _, _, _, err := e.m.Ensure(ctx, "have", CreateOptions{}); err != nil {
+	if _, _, _, err := e.m.Ensure(ctx, "have", sandbox.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -146,13 +147,22 @@ func TestSnapshotBadInput(t *testing.T) {
 		{"snapshot of missing", func() error { _, err := e.m.Snapshot(ctx, "nobody", 0); return err }(), errdefs.ErrNotFound},
 		{"negative ttl", func() error { _, err := e.m.Snapshot(ctx, "have", -time.Second); return err }(), errdefs.ErrInvalidArgument},
 		{"fork of missing snapshot", func() error {
-			_, _, err := e.m.Fork(ctx, "", []string{"x"}, "sn-000000000000", CreateOptions{})
+			_, _, err := e.m.Fork(ctx, "", []string{"x"}, "sn-000000000000", sandbox.CreateOptions{})
 			return err
 		}(), errdefs.ErrNotFound},
-		{"fork of malformed id", func() error { _, _, err := e.m.Fork(ctx, "", []string{"x"}, "../../etc", CreateOptions{}); return err }(), errdefs.ErrInvalidArgument},
-		{"fork onto existing", func() error { _, _, err := e.m.Fork(ctx, "have", []string{"have"}, "", CreateOptions{}); return err }(), errdefs.ErrAlreadyExists},
-		{"fork twice one name", func() error { _, _, err := e.m.Fork(ctx, "have", []string{"a", "a"}, "", CreateOptions{}); return err }(), errdefs.ErrInvalidArgument},
-		{"fork of nothing", func() error { _, _, err := e.m.Fork(ctx, "", []string{"a"}, "", CreateOptions{}); return err }(), errdefs.ErrInvalidArgument},
+		{"fork of malformed id", func() error {
+			_, _, err := e.m.Fork(ctx, "", []string{"x"}, "../../etc", sandbox.CreateOptions{})
+			return err
+		}(), errdefs.ErrInvalidArgument},
+		{"fork onto existing", func() error {
+			_, _, err := e.m.Fork(ctx, "have", []string{"have"}, "", sandbox.CreateOptions{})
+			return err
+		}(), errdefs.ErrAlreadyExists},
+		{"fork twice one name", func() error {
+			_, _, err := e.m.Fork(ctx, "have", []string{"a", "a"}, "", sandbox.CreateOptions{})
+			return err
+		}(), errdefs.ErrInvalidArgument},
+		{"fork of nothing", func() error { _, _, err := e.m.Fork(ctx, "", []string{"a"}, "", sandbox.CreateOptions{}); return err }(), errdefs.ErrInvalidArgument},
 		{"delete missing", e.m.DeleteSnapshot(ctx, "sn-000000000000"), errdefs.ErrNotFound},
 	}
 	for _, c := range cases {
@@ -174,7 +184,7 @@ func TestSnapshotBadInput(t *testing.T) {
 func TestForkChainFlattens(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, conn, _, err := e.m.Ensure(ctx, "c0", CreateOptions{})
+	_, conn, _, err := e.m.Ensure(ctx, "c0", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +212,7 @@ func TestForkChainFlattens(t *testing.T) {
 		if extra := len(snap.Lowers) - len(base.Lowers); extra < 1 || extra > 8 {
 			t.Fatalf("level %d: %d snapshot layers, want 1..8", i, extra)
 		}
-		if _, _, err := e.m.Fork(ctx, "", []string{fmt.Sprintf("c%d", i+1)}, snap.ID, CreateOptions{}); err != nil {
+		if _, _, err := e.m.Fork(ctx, "", []string{fmt.Sprintf("c%d", i+1)}, snap.ID, sandbox.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -222,7 +232,7 @@ func TestForkChainFlattens(t *testing.T) {
 func TestSnapshotSleepExecRace(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	_, conn, _, err := e.m.Ensure(ctx, "race", CreateOptions{})
+	_, conn, _, err := e.m.Ensure(ctx, "race", sandbox.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +278,7 @@ func TestSnapshotSleepExecRace(t *testing.T) {
 	}
 	wg.Wait()
 	for i, id := range snaps {
-		_, _, err := e.m.Fork(ctx, "", []string{fmt.Sprintf("r%d", i)}, id, CreateOptions{})
+		_, _, err := e.m.Fork(ctx, "", []string{fmt.Sprintf("r%d", i)}, id, sandbox.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

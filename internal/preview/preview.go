@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hutch-sh/hutch/internal/agent/tunnel"
+	"github.com/hutch-sh/hutch/internal/agentapi/tunnel"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 )
 

@@ -75,7 +75,7 @@ func (r *Runc) Create(ctx context.Context, id, bundle string, spec *specs.Spec, 
 // StartCreated runs the process of a container Create made.
 func (r *Runc) StartCreated(ctx context.Context, id string) error {
 	if err := r.rc.Start(ctx, id); err != nil {
-		return fmt.Errorf("runc start %s: %v: %w", id, err, errdefs.ErrInternal)
+		return fmt.Errorf("runc start %s: %w: %w", id, err, errdefs.ErrInternal)
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (r *Runc) make(ctx context.Context, verb, id, bundle string, spec *specs.Sp
 	}
 	if err != nil {
 		_ = r.Delete(context.WithoutCancel(ctx), id)
-		return fmt.Errorf("runc %s %s: %v: %s: %w", verb, id, err, tail(logPath, off), errdefs.ErrInternal)
+		return fmt.Errorf("runc %s %s: %w: %s: %w", verb, id, err, tail(logPath, off), errdefs.ErrInternal)
 	}
 	return nil
 }
@@ -115,6 +115,8 @@ func (r *Runc) make(ctx context.Context, verb, id, bundle string, spec *specs.Sp
 func (r *Runc) State(ctx context.Context, id string) (Status, int, error) {
 	c, err := r.rc.State(ctx, id)
 	if err != nil {
+		// go-runc hands back runc's stderr as text only: the words are all
+		// there is to tell a missing container from a failing runc.
 		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "not exist") {
 			return StatusMissing, 0, nil
 		}

@@ -6,21 +6,10 @@ import (
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-)
 
-// In-sandbox paths of what the daemon mounts into every sandbox.
-const (
-	AgentPath  = "/.hutch/agent"
-	RunDir     = "/.hutch/run"
-	SocketName = "agent.sock"
+	"github.com/hutch-sh/hutch/internal/agentapi"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
-
-// Limits bound a sandbox's resources.
-type Limits struct {
-	CPUMillis   int64 // 1000 = one CPU
-	MemoryBytes int64
-	Pids        int64
-}
 
 // CABundlePath is where Debian-based images keep their trusted roots.
 const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
@@ -30,9 +19,9 @@ type SpecOptions struct {
 	Hostname    string
 	Rootfs      string // absolute host path of the merged root
 	AgentBinary string // host path of hutch-agent, bind-mounted read-only
-	RunDir      string // host dir bind-mounted at RunDir; holds the agent socket
+	RunDir      string // host dir bind-mounted at agentapi.RunDir; holds the agent socket
 	Env         []string
-	Limits      Limits
+	Limits      sandbox.Limits
 	CgroupsPath string
 	NetNS       string // path of a network namespace to join; empty for a new, empty one
 	ResolvConf  string // host file bind-mounted at /etc/resolv.conf; empty keeps the image's
@@ -77,7 +66,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 		Hostname: o.Hostname,
 		Root:     &specs.Root{Path: o.Rootfs},
 		Process: &specs.Process{
-			Args: []string{AgentPath, "--socket", RunDir + "/" + SocketName, "--listen-fd", "3"},
+			Args: []string{agentapi.AgentPath, "--socket", agentapi.RunDir + "/" + agentapi.SocketName, "--listen-fd", "3"},
 			Env:  env,
 			Cwd:  "/",
 			User: specs.User{UID: 0, GID: 0},
@@ -97,8 +86,8 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-			{Destination: AgentPath, Type: "bind", Source: o.AgentBinary, Options: []string{"bind", "ro", "nosuid", "nodev"}},
-			{Destination: RunDir, Type: "bind", Source: o.RunDir, Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}},
+			{Destination: agentapi.AgentPath, Type: "bind", Source: o.AgentBinary, Options: []string{"bind", "ro", "nosuid", "nodev"}},
+			{Destination: agentapi.RunDir, Type: "bind", Source: o.RunDir, Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}},
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: o.CgroupsPath,
@@ -127,7 +116,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 	return s, nil
 }
 
-func resources(l Limits) *specs.LinuxResources {
+func resources(l sandbox.Limits) *specs.LinuxResources {
 	r := &specs.LinuxResources{
 		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 	}

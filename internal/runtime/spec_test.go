@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hutch-sh/hutch/internal/agentapi"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 func TestSpec(t *testing.T) {
@@ -14,7 +17,7 @@ func TestSpec(t *testing.T) {
 		AgentBinary: "/host/hutch-agent",
 		RunDir:      "/host/run",
 		Env:         []string{"PATH=/bin", "LANG=C.UTF-8"},
-		Limits:      Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512},
+		Limits:      sandbox.Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512},
 		CgroupsPath: "/hutch/hb-1",
 	}
 	s, err := Spec(o)
@@ -49,8 +52,8 @@ func TestSpec(t *testing.T) {
 	if !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
 		t.Error("/proc/sys is not read-only")
 	}
-	if got := p.Args; len(got) == 0 || got[0] != AgentPath {
-		t.Errorf("init = %v, want the agent at %s", got, AgentPath)
+	if got := p.Args; len(got) == 0 || got[0] != agentapi.AgentPath {
+		t.Errorf("init = %v, want the agent at %s", got, agentapi.AgentPath)
 	}
 	if s.Hostname != "box" || s.Root.Path != "/r" || s.Linux.CgroupsPath != "/hutch/hb-1" {
 		t.Errorf("hostname %q root %q cgroups %q", s.Hostname, s.Root.Path, s.Linux.CgroupsPath)
@@ -63,9 +66,9 @@ func TestSpec(t *testing.T) {
 	var agent, run *specs.Mount
 	for i, m := range s.Mounts {
 		switch m.Destination {
-		case AgentPath:
+		case agentapi.AgentPath:
 			agent = &s.Mounts[i]
-		case RunDir:
+		case agentapi.RunDir:
 			run = &s.Mounts[i]
 		}
 	}
@@ -144,18 +147,18 @@ func TestSpecNetNS(t *testing.T) {
 func TestResources(t *testing.T) {
 	tests := []struct {
 		name       string
-		l          Limits
+		l          sandbox.Limits
 		wantQuota  int64 // 0: no CPU limit
 		wantPeriod uint64
 		wantMem    int64
 		wantPids   int64
 	}{
-		{"one cpu", Limits{CPUMillis: 1000}, 100000, 100000, 0, 0},
-		{"quarter cpu", Limits{CPUMillis: 250}, 25000, 100000, 0, 0},
-		{"two cpus", Limits{CPUMillis: 2000}, 200000, 100000, 0, 0},
-		{"memory and pids", Limits{MemoryBytes: 1 << 30, Pids: 512}, 0, 0, 1 << 30, 512},
-		{"none", Limits{}, 0, 0, 0, 0},
-		{"basic", Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512}, 100000, 100000, 1 << 30, 512},
+		{"one cpu", sandbox.Limits{CPUMillis: 1000}, 100000, 100000, 0, 0},
+		{"quarter cpu", sandbox.Limits{CPUMillis: 250}, 25000, 100000, 0, 0},
+		{"two cpus", sandbox.Limits{CPUMillis: 2000}, 200000, 100000, 0, 0},
+		{"memory and pids", sandbox.Limits{MemoryBytes: 1 << 30, Pids: 512}, 0, 0, 1 << 30, 512},
+		{"none", sandbox.Limits{}, 0, 0, 0, 0},
+		{"basic", sandbox.Limits{CPUMillis: 1000, MemoryBytes: 1 << 30, Pids: 512}, 100000, 100000, 1 << 30, 512},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

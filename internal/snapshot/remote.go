@@ -158,7 +158,7 @@ func (s *Store) pullLayer(ctx context.Context, bs blob.Store, diffID string) err
 	defer zr.Close()
 	if _, err := s.layers.EnsureLayer(ctx, diffID, zr); err != nil {
 		if errors.Is(err, errdefs.ErrInvalidArgument) {
-			return fmt.Errorf("layer %s in the blob store is corrupt: %v: %w", diffID, err, errdefs.ErrFailedPrecondition)
+			return fmt.Errorf("layer %s in the blob store is corrupt: %w: %w", diffID, err, errdefs.ErrFailedPrecondition)
 		}
 		return err
 	}
@@ -210,7 +210,7 @@ func (r Remote) LoadSession(ctx context.Context, name string, v any) error {
 	}
 	defer rc.Close()
 	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(v); err != nil {
-		return fmt.Errorf("session of %s: %v: %w", name, err, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("session of %s: %w: %w", name, err, errdefs.ErrFailedPrecondition)
 	}
 	return nil
 }

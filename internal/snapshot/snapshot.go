@@ -175,7 +175,7 @@ func (s *Store) Get(id string) (Snapshot, error) {
 	}
 	var rec Snapshot
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return Snapshot{}, fmt.Errorf("snapshot %q: %v: %w", id, err, errdefs.ErrInternal)
+		return Snapshot{}, fmt.Errorf("snapshot %q: %w: %w", id, err, errdefs.ErrInternal)
 	}
 	return rec, nil
 }

@@ -136,7 +136,7 @@ func (s *Service) servePut(w http.ResponseWriter, r *http.Request) error {
 	}
 	if body.err != nil {
 		// The client went away or sent a broken body; nothing was replaced.
-		return fmt.Errorf("write %q: read request body: %v: %w", o.path, body.err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("write %q: read request body: %w: %w", o.path, body.err, errdefs.ErrInvalidArgument)
 	}
 	if err != nil {
 		return fmt.Errorf("write %q: %w", o.path, s.sysErr(err))

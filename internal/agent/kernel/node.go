@@ -68,7 +68,7 @@ func startNode(ctx context.Context, sp Spawner, dir, lang, cwd string, env map[s
 	defer logf.Close()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s kernel: socketpair: %v: %w", lang, err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("%s kernel: socketpair: %w: %w", lang, err, errdefs.ErrResourceExhausted)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "kernel"), os.NewFile(uintptr(fds[1]), "kernel")
 	defer theirs.Close()
@@ -98,7 +98,7 @@ func startNode(ctx context.Context, sp Spawner, dir, lang, cwd string, env map[s
 		return nil, fmt.Errorf("%s kernel exited (%s): %w\n%s", lang, child.Status(), errdefs.ErrFailedPrecondition, logTail(logPath, 10))
 	case <-ctx.Done():
 		k.close()
-		return nil, fmt.Errorf("%s kernel did not start: %v: %w", lang, ctx.Err(), errdefs.ErrDeadlineExceeded)
+		return nil, fmt.Errorf("%s kernel did not start: %w: %w", lang, ctx.Err(), errdefs.ErrDeadlineExceeded)
 	}
 }
 

@@ -101,13 +101,13 @@ func startPython(ctx context.Context, sp Spawner, dir, cwd string, env map[strin
 	k.shell = zmq4.NewDealer(zctx, quiet, zmq4.WithDialerMaxRetries(50), zmq4.WithDialerRetry(20*time.Millisecond))
 	k.iopub = zmq4.NewSub(zctx, quiet, zmq4.WithDialerMaxRetries(50), zmq4.WithDialerRetry(20*time.Millisecond))
 	if err := k.shell.Dial("ipc://" + ip + "-1"); err != nil {
-		return nil, fmt.Errorf("python kernel: shell: %v: %w", err, errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("python kernel: shell: %w: %w", err, errdefs.ErrUnavailable)
 	}
 	if err := k.iopub.SetOption(zmq4.OptionSubscribe, ""); err != nil {
 		return nil, err
 	}
 	if err := k.iopub.Dial("ipc://" + ip + "-2"); err != nil {
-		return nil, fmt.Errorf("python kernel: iopub: %v: %w", err, errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("python kernel: iopub: %w: %w", err, errdefs.ErrUnavailable)
 	}
 	k.wg.Add(2)
 	go k.read(k.shell)
@@ -137,7 +137,7 @@ func waitFiles(ctx context.Context, child *proc.Child, paths ...string) error {
 		case <-child.Exited():
 			return fmt.Errorf("it exited (%s): %w", child.Status(), errdefs.ErrFailedPrecondition)
 		case <-ctx.Done():
-			return fmt.Errorf("%v: %w", ctx.Err(), errdefs.ErrDeadlineExceeded)
+			return fmt.Errorf("%w: %w", ctx.Err(), errdefs.ErrDeadlineExceeded)
 		case <-tick.C:
 		}
 	}
@@ -159,7 +159,7 @@ func (k *python) handshake(ctx context.Context) error {
 		msgs, end := k.route.begin(id)
 		if err := k.shell.Send(zmq4.NewMsgFrom(frames...)); err != nil {
 			end()
-			return fmt.Errorf("kernel_info: %v: %w", err, errdefs.ErrUnavailable)
+			return fmt.Errorf("kernel_info: %w: %w", err, errdefs.ErrUnavailable)
 		}
 		reply, status := false, false
 		t := time.NewTimer(handshakeRetry)
@@ -180,7 +180,7 @@ func (k *python) handshake(ctx context.Context) error {
 				return fmt.Errorf("it exited (%s): %w", k.proc.Status(), errdefs.ErrFailedPrecondition)
 			case <-ctx.Done():
 				end()
-				return fmt.Errorf("no answer: %v: %w", ctx.Err(), errdefs.ErrDeadlineExceeded)
+				return fmt.Errorf("no answer: %w: %w", ctx.Err(), errdefs.ErrDeadlineExceeded)
 			}
 		}
 		t.Stop()
@@ -224,7 +224,7 @@ func (k *python) execute(ctx context.Context, code string, out emit) (cellEnd, e
 	msgs, end := k.route.begin(id)
 	defer end()
 	if err := k.shell.Send(zmq4.NewMsgFrom(frames...)); err != nil {
-		return cellEnd{}, fmt.Errorf("python kernel: send: %v: %w", err, errdefs.ErrUnavailable)
+		return cellEnd{}, fmt.Errorf("python kernel: send: %w: %w", err, errdefs.ErrUnavailable)
 	}
 	var (
 		res        cellEnd

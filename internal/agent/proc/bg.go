@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 

@@ -64,7 +64,7 @@ func (s *Service) gitCheckout(ctx context.Context, r *hutchv1.GitCheckoutRequest
 	if err != nil {
 		if errdefs.Code(err) == connect.CodeDeadlineExceeded {
 			_ = os.RemoveAll(target)
-			return nil, fmt.Errorf("git checkout of %s did not finish within %v: %w", r.Url, timeout, errdefs.ErrDeadlineExceeded)
+			return nil, fmt.Errorf("git checkout of %s did not finish within %s: %w", r.Url, timeout, errdefs.ErrDeadlineExceeded)
 		}
 		return nil, err
 	}

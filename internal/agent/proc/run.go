@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -57,13 +57,13 @@ func (r *running) readOutput() {
 func (s *Service) start(path string, argv, env []string, cwd string, wantStdin bool) (*running, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("exec: pipe: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("exec: pipe: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, fmt.Errorf("exec: pipe: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("exec: pipe: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	var inR, inW *os.File
 	if wantStdin {
@@ -76,7 +76,7 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 		outW.Close()
 		errR.Close()
 		errW.Close()
-		return nil, fmt.Errorf("exec: stdin: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("exec: stdin: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	// Larger pipes mean fewer, bigger chunks for fast producers.
 	_, _ = unix.FcntlInt(outW.Fd(), unix.F_SETPIPE_SZ, readChunk)
@@ -101,7 +101,7 @@ func (s *Service) start(path string, argv, env []string, cwd string, wantStdin b
 		if errors.Is(err, syscall.ENOEXEC) || errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("exec %q: not an executable file (%v): %w", argv[0], err, errdefs.ErrPermissionDenied)
 		}
-		return nil, fmt.Errorf("exec %q: %v: %w", argv[0], err, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("exec %q: %w: %w", argv[0], err, errdefs.ErrFailedPrecondition)
 	}
 	r := &running{
 		exec:   &execution{pid: pid, stdin: inW},

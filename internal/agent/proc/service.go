@@ -24,7 +24,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -285,7 +285,7 @@ func (s *Service) Signal(_ context.Context, req *connect.Request[hutchv1.SignalR
 	} else if sig == syscall.SIGKILL {
 		killTree(e.pid)
 	} else if err := syscall.Kill(-e.pid, sig); err != nil && err != syscall.ESRCH {
-		return nil, errdefs.ToConnect(fmt.Errorf("signal exec %q: %v: %w", req.Msg.Id, err, errdefs.ErrInternal))
+		return nil, errdefs.ToConnect(fmt.Errorf("signal exec %q: %w: %w", req.Msg.Id, err, errdefs.ErrInternal))
 	}
 	return connect.NewResponse(&hutchv1.SignalResponse{}), nil
 }

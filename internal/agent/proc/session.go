@@ -314,13 +314,13 @@ func (s *Service) spawnShell(env []string, cwd string) (*shell, error) {
 	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("start shell: pipe: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("start shell: pipe: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		inR.Close()
 		inW.Close()
-		return nil, fmt.Errorf("start shell: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("start shell: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	attr := &syscall.ProcAttr{
 		Dir:   cwd,
@@ -333,7 +333,7 @@ func (s *Service) spawnShell(env []string, cwd string) (*shell, error) {
 	null.Close()
 	if err != nil {
 		inW.Close()
-		return nil, fmt.Errorf("start shell %q: %v: %w", path, err, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("start shell %q: %w: %w", path, err, errdefs.ErrFailedPrecondition)
 	}
 	sh := &shell{pid: pid, bash: bash, stdin: inW, dead: make(chan struct{})}
 	s.sessions.wg.Add(1)

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -152,7 +152,7 @@ func (s *Service) startInShell(sh *shell, env, text string) (*running, *shellExe
 		var err error
 		if p[i], p[i+1], err = os.Pipe(); err != nil {
 			closeAll(p[:i])
-			return nil, nil, fmt.Errorf("exec: pipe: %v: %w", err, errdefs.ErrResourceExhausted)
+			return nil, nil, fmt.Errorf("exec: pipe: %w: %w", err, errdefs.ErrResourceExhausted)
 		}
 	}
 	_, _ = unix.FcntlInt(p[1].Fd(), unix.F_SETPIPE_SZ, readChunk)
@@ -172,7 +172,7 @@ func (s *Service) startInShell(sh *shell, env, text string) (*running, *shellExe
 		// A half-written command would leave the shell out of step.
 		killTree(sh.pid)
 		<-sh.dead
-		return nil, nil, fmt.Errorf("hand command to the shell: %v: %w", err, errdefs.ErrUnavailable)
+		return nil, nil, fmt.Errorf("hand command to the shell: %w: %w", err, errdefs.ErrUnavailable)
 	}
 	x := &shellExec{sh: sh, outW: p[1], errW: p[3], statusR: p[4], statusW: p[5], finished: make(chan struct{})}
 	status := make(chan syscall.WaitStatus, 1)

@@ -9,7 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/envelope"
+	"github.com/hutch-sh/hutch/internal/agentapi/envelope"
 )
 
 // sink is where an exec's events go.

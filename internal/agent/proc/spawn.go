@@ -37,7 +37,7 @@ func (s *Service) Spawn(r SpawnRequest) (*Child, error) {
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		return nil, fmt.Errorf("spawn %q: %v: %w", argv[0], err, errdefs.ErrResourceExhausted)
+		return nil, fmt.Errorf("spawn %q: %w: %w", argv[0], err, errdefs.ErrResourceExhausted)
 	}
 	defer null.Close()
 	fds := make([]uintptr, max(len(r.Files), 3))
@@ -50,7 +50,7 @@ func (s *Service) Spawn(r SpawnRequest) (*Child, error) {
 	attr := &syscall.ProcAttr{Dir: cwd, Env: env, Files: fds, Sys: &syscall.SysProcAttr{Setpgid: true}}
 	pid, status, err := s.reaper.Spawn(func() (int, error) { return syscall.ForkExec(path, argv, attr) })
 	if err != nil {
-		return nil, fmt.Errorf("spawn %q: %v: %w", argv[0], err, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("spawn %q: %w: %w", argv[0], err, errdefs.ErrFailedPrecondition)
 	}
 	c := &Child{Pid: pid, exited: make(chan struct{})}
 	go func() {

@@ -17,7 +17,7 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/termwire"
+	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
 )
 
 const (
@@ -117,16 +117,16 @@ func (s *Service) createTerminal(r *hutchv1.CreateTerminalRequest) (*terminal, e
 func (s *Service) spawnPTY(path string, argv, env []string, cwd string, cols, rows int) (*os.File, int, <-chan syscall.WaitStatus, error) {
 	master, tty, err := pty.Open()
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("open pty: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, 0, nil, fmt.Errorf("open pty: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	defer tty.Close()
 	ptmx, err := pollable(master)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("open pty: %v: %w", err, errdefs.ErrResourceExhausted)
+		return nil, 0, nil, fmt.Errorf("open pty: %w: %w", err, errdefs.ErrResourceExhausted)
 	}
 	if err := pty.Setsize(tty, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
 		ptmx.Close()
-		return nil, 0, nil, fmt.Errorf("pty size: %v: %w", err, errdefs.ErrInternal)
+		return nil, 0, nil, fmt.Errorf("pty size: %w: %w", err, errdefs.ErrInternal)
 	}
 	fd := tty.Fd()
 	attr := &syscall.ProcAttr{
@@ -140,7 +140,7 @@ func (s *Service) spawnPTY(path string, argv, env []string, cwd string, cols, ro
 	pid, status, err := s.reaper.Spawn(func() (int, error) { return syscall.ForkExec(path, argv, attr) })
 	if err != nil {
 		ptmx.Close()
-		return nil, 0, nil, fmt.Errorf("start terminal %q: %v: %w", argv[0], err, errdefs.ErrFailedPrecondition)
+		return nil, 0, nil, fmt.Errorf("start terminal %q: %w: %w", argv[0], err, errdefs.ErrFailedPrecondition)
 	}
 	return ptmx, pid, status, nil
 }

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/termwire"
+	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
 )
 
 // termInputTimeout bounds a write to a shell that does not read its input.
@@ -255,7 +255,7 @@ func (t *terminal) resize(cols, rows int) error {
 		return fmt.Errorf("terminal %q: the shell has exited: %w", t.id, errdefs.ErrFailedPrecondition)
 	}
 	if ierr != nil {
-		return fmt.Errorf("terminal %q: resize: %v: %w", t.id, ierr, errdefs.ErrInternal)
+		return fmt.Errorf("terminal %q: resize: %w: %w", t.id, ierr, errdefs.ErrInternal)
 	}
 	t.mu.Lock()
 	t.cols, t.rows = cols, rows

@@ -10,13 +10,10 @@ import (
 	"connectrpc.com/connect"
 	"github.com/coder/websocket"
 
+	"github.com/hutch-sh/hutch/internal/agentapi"
+	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/termwire"
 )
-
-// TerminalPath is where the agent serves terminal WebSockets: GET
-// TerminalPath+ID with a WebSocket upgrade.
-const TerminalPath = "/v1/terminals/"
 
 // termPingInterval is how often an attached client is pinged: it keeps
 // quiet connections open through proxies and finds dead clients.
@@ -30,7 +27,7 @@ const termReadLimit = 1 << 20
 // and it checks them.
 func (s *Service) TerminalHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t, err := s.lookupTerminal(strings.TrimPrefix(r.URL.Path, TerminalPath))
+		t, err := s.lookupTerminal(strings.TrimPrefix(r.URL.Path, agentapi.TerminalPath))
 		if err != nil {
 			errdefs.WriteHTTP(w, err)
 			return

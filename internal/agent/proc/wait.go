@@ -58,7 +58,7 @@ func (s *Service) wait(ctx context.Context, r *hutchv1.WaitProcessRequest) (*hut
 	case *hutchv1.WaitProcessRequest_Log:
 		re, err := regexp.Compile(c.Log)
 		if err != nil {
-			return nil, fmt.Errorf("wait for process %q: log pattern: %v: %w", r.Id, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("wait for process %q: log pattern: %w: %w", r.Id, err, errdefs.ErrInvalidArgument)
 		}
 		cond, what = func(ctx context.Context, p *bgProc) (string, error) { return waitLog(ctx, p, re) }, fmt.Sprintf("output matching %q", c.Log)
 	case *hutchv1.WaitProcessRequest_Port:
@@ -86,7 +86,7 @@ func (s *Service) wait(ctx context.Context, r *hutchv1.WaitProcessRequest) (*hut
 	case errors.Is(err, errEndedFirst):
 		return nil, fmt.Errorf("process %q %s before %s; %s: %w", p.id, describeEnd(p.info()), what, p.tail(), errdefs.ErrFailedPrecondition)
 	case err != nil && errors.Is(context.Cause(ctx), errWaitTimeout):
-		return nil, fmt.Errorf("process %q: %s did not happen within %v: %w", p.id, what, timeout, errdefs.ErrDeadlineExceeded)
+		return nil, fmt.Errorf("process %q: %s did not happen within %s: %w", p.id, what, timeout, errdefs.ErrDeadlineExceeded)
 	case err != nil:
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func newProber(c *hutchv1.PortCondition) (*prober, error) {
 	}
 	pr.url = "http://" + pr.addr() + path
 	if _, err := http.NewRequest(http.MethodGet, pr.url, nil); err != nil {
-		return nil, fmt.Errorf("http path %q: %v: %w", path, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("http path %q: %w: %w", path, err, errdefs.ErrInvalidArgument)
 	}
 	pr.client = &http.Client{
 		// Each probe stands alone: no proxy, no kept connections, and a

@@ -23,7 +23,7 @@ func newFilter(what string, globs []string) (filter, error) {
 			return nil, fmt.Errorf("%s glob %q: empty or contains a NUL byte: %w", what, g, errdefs.ErrInvalidArgument)
 		}
 		if _, err := path.Match(g, ""); err != nil {
-			return nil, fmt.Errorf("%s glob %q: %v: %w", what, g, err, errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("%s glob %q: %w: %w", what, g, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	return filter(globs), nil

@@ -101,7 +101,7 @@ func newTree(log *slog.Logger, open Opener, k key, exclude filter, onEnd func(*t
 		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
 			return nil, fmt.Errorf("watch %q: too many inotify instances (%v); end other watches: %w", root, err, errdefs.ErrResourceExhausted)
 		}
-		return nil, fmt.Errorf("watch %q: inotify: %v: %w", root, err, errdefs.ErrInternal)
+		return nil, fmt.Errorf("watch %q: inotify: %w: %w", root, err, errdefs.ErrInternal)
 	}
 	var epoch [6]byte
 	_, _ = rand.Read(epoch[:])
@@ -354,7 +354,7 @@ func (t *tree) addDir(d *os.File, p string, emit bool) error {
 		if errors.Is(err, unix.ENOSPC) {
 			return fmt.Errorf("watch %q: the host's inotify watch limit is reached; watch a smaller tree: %w", t.root, errdefs.ErrResourceExhausted)
 		}
-		return fmt.Errorf("watch %q: %v: %w", p, err, errdefs.ErrInternal)
+		return fmt.Errorf("watch %q: %w: %w", p, err, errdefs.ErrInternal)
 	}
 	if old, ok := t.dirs[int32(wd)]; ok && old != p {
 		delete(t.wds, old)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // Runtime is what the suite drives; manager.Runtime has the same methods.
@@ -119,7 +120,7 @@ func newBundle(t *testing.T, args ...string) *bundle {
 		AgentBinary: Busybox,
 		RunDir:      runDir,
 		Env:         []string{"PATH=/bin"},
-		Limits:      runtime.Limits{CPUMillis: 500, MemoryBytes: 64 << 20, Pids: 64},
+		Limits:      sandbox.Limits{CPUMillis: 500, MemoryBytes: 64 << 20, Pids: 64},
 		CgroupsPath: cgroupParent + "/" + id,
 	})
 	if err != nil {

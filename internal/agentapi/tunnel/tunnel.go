@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hutch-sh/hutch/internal/agentapi"
 )
 
 // Protocol is the Upgrade token of a tunnel request.
@@ -23,7 +25,7 @@ const Protocol = "hutch-tunnel"
 
 // Path is where the agent serves tunnels: GET Path?port=N with
 // "Connection: Upgrade" and "Upgrade: hutch-tunnel".
-const Path = "/v1/tunnel"
+const Path = agentapi.TunnelPath
 
 // Handler serves tunnels to ports on host (127.0.0.1 in a sandbox).
 type Handler struct {
