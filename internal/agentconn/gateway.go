@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -42,14 +43,14 @@ func (g *Gateway) Agent(ctx context.Context, name string, a sandbox.Access) (*Co
 }
 
 // Fail applies the policy to an error from a call to name's agent: a
-// canceled call is the caller's doing; an agent that could not be reached
-// marks the sandbox broken and is unavailable; anything else the agent
-// said passes through.
+// canceled call is the caller's doing; an agent that could not be reached,
+// or whose answer broke off, marks the sandbox broken and is unavailable;
+// anything else the agent said passes through.
 func (g *Gateway) Fail(name string, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || connect.CodeOf(err) == connect.CodeCanceled {
 		return err
 	}
-	if Broken(err) {
+	if Broken(err) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return g.unreachable(name, err)
 	}
 	return err
@@ -83,14 +84,16 @@ func text(err error) error {
 	return err
 }
 
-// Unary forwards one Connect call to name's agent.
+// Unary forwards one Connect call to name's agent. The agent gets the
+// message only: the client's headers (its API key, the encodings it
+// accepts) stay in the daemon.
 func Unary[Req, Resp any](ctx context.Context, g *Gateway, name string, a sandbox.Access, req *connect.Request[Req],
 	call func(*Conn) func(context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) (*connect.Response[Resp], error) {
 	c, err := g.Agent(ctx, name, a)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(c)(ctx, req)
+	resp, err := call(c)(ctx, connect.NewRequest(req.Msg))
 	if err != nil {
 		return nil, g.Fail(name, err)
 	}
@@ -100,7 +103,7 @@ func Unary[Req, Resp any](ctx context.Context, g *Gateway, name string, a sandbo
 // Stream forwards a server-stream call to name's agent and relays its
 // events to send. final tells the event that ends a stream that did not
 // break (nil when any end is fine); a stream that ends without one is Cut,
-// missing saying what it lacked.
+// missing saying what it lacked. As with Unary, only the message goes.
 func Stream[Req, Ev any](ctx context.Context, g *Gateway, name string, a sandbox.Access, req *connect.Request[Req],
 	call func(*Conn) func(context.Context, *connect.Request[Req]) (*connect.ServerStreamForClient[Ev], error),
 	send func(*Ev) error, final func(*Ev) bool, missing string) error {
@@ -108,7 +111,7 @@ func Stream[Req, Ev any](ctx context.Context, g *Gateway, name string, a sandbox
 	if err != nil {
 		return err
 	}
-	in, err := call(c)(ctx, req)
+	in, err := call(c)(ctx, connect.NewRequest(req.Msg))
 	if err != nil {
 		return g.Fail(name, err)
 	}
@@ -122,6 +125,9 @@ func Stream[Req, Ev any](ctx context.Context, g *Gateway, name string, a sandbox
 		}
 	}
 	if err := in.Err(); err != nil {
+		if !ended && errors.Is(err, io.ErrUnexpectedEOF) {
+			return g.Cut(name, err, missing)
+		}
 		return g.Fail(name, err)
 	}
 	if !ended {

@@ -105,6 +105,7 @@ func TestGatewayBrokenPolicy(t *testing.T) {
 		{"stream ok", "up", stream(gw, "echo", "hi"), nil, 0, false},
 		{"stream refused by the agent", "up", stream(gw, agenttest.CmdFail), nil, connect.CodeInvalidArgument, false},
 		{"stream cut", "up", stream(gw, agenttest.CmdCut), nil, connect.CodeUnavailable, true},
+		{"stream ends without its last event", "up", stream(gw, agenttest.CmdNoExit), nil, connect.CodeUnavailable, true},
 		{"stream unreachable", "down", stream(gw, "echo"), nil, connect.CodeUnavailable, true},
 		{"stream canceled by the caller", "down", stream(gw, "echo"), canceled, connect.CodeCanceled, false},
 		{"http ok", "up", plain(gw), nil, 0, false},

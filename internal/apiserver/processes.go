@@ -18,8 +18,7 @@ var _ hutchv1connect.ProcessServiceHandler = (*processes)(nil)
 // Exec creates the sandbox on demand and relays the agent's event stream.
 // Clients using the binary codec take the zero-copy path (see execRelay).
 func (h *processes) Exec(ctx context.Context, req *connect.Request[hutchv1.ExecRequest], out *connect.ServerStream[hutchv1.ExecEvent]) error {
-	// A fresh request: the client's headers (its API key) stay here.
-	return agentconn.Stream(ctx, h.s.gw, req.Msg.Sandbox, sandbox.Adding, connect.NewRequest(req.Msg), func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.ExecRequest]) (*connect.ServerStreamForClient[hutchv1.ExecEvent], error) {
+	return agentconn.Stream(ctx, h.s.gw, req.Msg.Sandbox, sandbox.Adding, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.ExecRequest]) (*connect.ServerStreamForClient[hutchv1.ExecEvent], error) {
 		return c.Process.Exec
 	}, out.Send, func(ev *hutchv1.ExecEvent) bool {
 		_, ok := ev.Event.(*hutchv1.ExecEvent_Exit)

@@ -31,7 +31,7 @@ func (h *watches) Watch(ctx context.Context, req *connect.Request[hutchv1.WatchR
 	if err != nil {
 		return err
 	}
-	in, err := conn.Watch.Watch(ctx, req)
+	in, err := conn.Watch.Watch(ctx, connect.NewRequest(req.Msg)) // the message only, as the gateway sends
 	if err != nil {
 		return h.s.gw.Fail(name, err)
 	}

@@ -28,9 +28,12 @@ import (
 // Exec commands (argv[0]) with scripted behaviour; any other command
 // echoes its arguments to stdout and exits 0.
 const (
-	// CmdCut writes to stdout and ends the stream without an exit status,
-	// as an agent that dies mid-stream does.
+	// CmdCut writes to stdout and drops the connection, as an agent that
+	// dies mid-stream does.
 	CmdCut = "hutch-test-cut"
+	// CmdNoExit writes to stdout and ends the stream cleanly but without
+	// an exit status, which the agent never does.
+	CmdNoExit = "hutch-test-no-exit"
 	// CmdFail is refused by the agent itself: invalid_argument.
 	CmdFail = "hutch-test-fail"
 )
@@ -65,11 +68,14 @@ func Start(t testing.TB) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Compress whatever the caller accepts compressed: a client's headers
+	// forwarded by the daemon would show as a body the daemon cannot read.
+	opt := connect.WithCompressMinBytes(0)
 	mux := http.NewServeMux()
-	mux.Handle(hutchv1connect.NewProcessServiceHandler(processes{}))
-	mux.Handle(hutchv1connect.NewFileServiceHandler(fileService{a}))
-	mux.Handle(hutchv1connect.NewWatchServiceHandler(watches{}))
-	mux.Handle(hutchv1connect.NewCodeServiceHandler(codeService{}))
+	mux.Handle(hutchv1connect.NewProcessServiceHandler(processes{}, opt))
+	mux.Handle(hutchv1connect.NewFileServiceHandler(fileService{a}, opt))
+	mux.Handle(hutchv1connect.NewWatchServiceHandler(watches{}, opt))
+	mux.Handle(hutchv1connect.NewCodeServiceHandler(codeService{}, opt))
 	mux.HandleFunc(agentapi.FilesPath, a.content)
 	mux.HandleFunc(agentapi.TerminalPath+"{id}", a.terminalSocket)
 	mux.Handle(agentapi.TunnelPath, tunnel.Handler{Host: "127.0.0.1", Log: slog.New(slog.DiscardHandler)})
@@ -121,6 +127,11 @@ func (processes) Exec(_ context.Context, req *connect.Request[hutchv1.ExecReques
 	case CmdFail:
 		return connect.NewError(connect.CodeInvalidArgument, errors.New("refused by the agent"))
 	case CmdCut:
+		if err := out.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Stdout{Stdout: []byte("partial")}}); err != nil {
+			return err
+		}
+		panic(http.ErrAbortHandler)
+	case CmdNoExit:
 		return out.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Stdout{Stdout: []byte("partial")}})
 	}
 	if err := out.Send(&hutchv1.ExecEvent{Event: &hutchv1.ExecEvent_Stdout{Stdout: []byte(strings.Join(argv[1:], " "))}}); err != nil {
