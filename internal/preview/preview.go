@@ -98,7 +98,7 @@ func (r *Router) Match(host string) (port int, name, token string, ok bool) {
 		return 0, "", "", false
 	}
 	port, err := strconv.Atoi(label[:first])
-	if err != nil || port < 1 || port > 65535 {
+	if err != nil || port < 1 || port > 65535 || strings.Trim(label[:first], "0123456789") != "" {
 		return 0, "", "", false
 	}
 	return port, label[first+1 : last], label[last+1:], true
