@@ -158,6 +158,11 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
+	t.Run("?token= is for the terminal socket only", func(t *testing.T) {
+		if resp := e.get(t, "/v1/sandboxes/box/files?path=/missing&token=new-key", nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("files with ?token=: %d, want 401", resp.StatusCode)
+		}
+	})
 	t.Run("health check needs no key", func(t *testing.T) {
 		if resp := e.get(t, "/healthz", nil); resp.StatusCode != http.StatusOK {
 			t.Errorf("healthz: %d", resp.StatusCode)
