@@ -1,5 +1,6 @@
-// Package agentconn is the daemon's connection to one sandbox's agent over
-// its unix socket.
+// Package agentconn is the daemon's way to sandboxes' agents: a Conn to
+// one agent over its unix socket, and the Gateway every call to an agent
+// goes through, which owns what happens when an agent cannot be reached.
 package agentconn
 
 import (

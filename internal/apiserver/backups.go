@@ -9,67 +9,48 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/backup"
-	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 )
 
-// Roots is what backups need of the sandbox manager: a sandbox's mounted
-// root, held while it is read or written.
-type Roots interface {
-	Root(ctx context.Context, name string, create bool) (string, func(), error)
+// Backups is what the backup service needs: directory backups of
+// sandboxes, orchestrated by package backup.
+type Backups interface {
+	Create(ctx context.Context, sandbox, dir string, o backup.Options) (backup.Backup, error)
+	Restore(ctx context.Context, sandbox, id, dir string) (int, error)
+	List(ctx context.Context) ([]backup.Backup, error)
+	Delete(ctx context.Context, id string) error
 }
 
-var _ Roots = (*manager.Manager)(nil)
+var (
+	_ Backups      = (*backup.Service)(nil)
+	_ backup.Roots = (*manager.Manager)(nil) // found on Sandboxes by type assertion
+)
 
-type backups struct {
-	roots Roots
-	st    *backup.Store
-}
+type backups struct{ svc Backups }
 
 var _ hutchv1connect.BackupServiceHandler = (*backups)(nil)
 
 func (h *backups) CreateBackup(ctx context.Context, req *connect.Request[hutchv1.CreateBackupRequest]) (*connect.Response[hutchv1.Backup], error) {
 	m := req.Msg
-	if err := backup.ValidDir(m.Dir); err != nil {
-		return nil, errdefs.ToConnect(err)
-	}
-	root, release, err := h.roots.Root(ctx, m.Sandbox, false)
+	b, err := h.svc.Create(ctx, m.Sandbox, m.Dir, backup.Options{Name: m.Name, TTL: m.Ttl.AsDuration(), Excludes: m.Excludes, GitIgnore: m.Gitignore})
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
-	}
-	defer release()
-	b, err := h.st.Create(ctx, root, m.Sandbox, m.Dir, backup.Options{Name: m.Name, TTL: m.Ttl.AsDuration(), Excludes: m.Excludes, GitIgnore: m.Gitignore})
-	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(backupProto(b)), nil
 }
 
 func (h *backups) RestoreBackup(ctx context.Context, req *connect.Request[hutchv1.RestoreBackupRequest]) (*connect.Response[hutchv1.RestoreBackupResponse], error) {
-	if req.Msg.Dir != "" {
-		if err := backup.ValidDir(req.Msg.Dir); err != nil {
-			return nil, errdefs.ToConnect(err)
-		}
-	}
-	if _, err := h.st.Get(ctx, req.Msg.Id); err != nil {
-		return nil, errdefs.ToConnect(err)
-	}
-	root, release, err := h.roots.Root(ctx, req.Msg.Sandbox, true)
+	n, err := h.svc.Restore(ctx, req.Msg.Sandbox, req.Msg.Id, req.Msg.Dir)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
-	}
-	defer release()
-	n, err := h.st.Restore(ctx, root, req.Msg.Id, req.Msg.Dir)
-	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.RestoreBackupResponse{Files: int64(n)}), nil
 }
 
 func (h *backups) ListBackups(ctx context.Context, _ *connect.Request[hutchv1.ListBackupsRequest]) (*connect.Response[hutchv1.ListBackupsResponse], error) {
-	bs, err := h.st.List(ctx)
+	bs, err := h.svc.List(ctx)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	out := &hutchv1.ListBackupsResponse{}
 	for _, b := range bs {
@@ -79,8 +60,8 @@ func (h *backups) ListBackups(ctx context.Context, _ *connect.Request[hutchv1.Li
 }
 
 func (h *backups) DeleteBackup(ctx context.Context, req *connect.Request[hutchv1.DeleteBackupRequest]) (*connect.Response[hutchv1.DeleteBackupResponse], error) {
-	if err := h.st.Delete(ctx, req.Msg.Id); err != nil {
-		return nil, errdefs.ToConnect(err)
+	if err := h.svc.Delete(ctx, req.Msg.Id); err != nil {
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.DeleteBackupResponse{}), nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -22,7 +23,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/apiserver"
 	"github.com/hutch-sh/hutch/internal/egress"
 	"github.com/hutch-sh/hutch/internal/errdefs"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 const listPath = "/hutch.v1.SandboxService/List"
@@ -377,24 +378,24 @@ var _ apiserver.Sandboxes = (*fakeSandboxes)(nil)
 
 var errNoSandbox = fmt.Errorf("fake: no sandboxes: %w", errdefs.ErrNotFound)
 
-func (f *fakeSandboxes) Ensure(_ context.Context, name string, _ manager.CreateOptions) (manager.Record, *agentconn.Conn, bool, error) {
+func (f *fakeSandboxes) Ensure(_ context.Context, name string, _ sandbox.CreateOptions) (sandbox.Record, *agentconn.Conn, bool, error) {
 	f.record("ensure " + name)
-	return manager.Record{}, nil, false, errNoSandbox
+	return sandbox.Record{}, nil, false, errNoSandbox
 }
 
-func (f *fakeSandboxes) Conn(_ context.Context, name string) (*agentconn.Conn, error) {
+func (f *fakeSandboxes) Agent(_ context.Context, name string, _ sandbox.Access) (*agentconn.Conn, error) {
 	f.record("conn " + name)
 	return nil, errNoSandbox
 }
 
 func (f *fakeSandboxes) MarkBroken(name string) { f.record("broken " + name) }
 
-func (f *fakeSandboxes) Get(name string) (manager.Record, error) {
+func (f *fakeSandboxes) Get(name string) (sandbox.Record, error) {
 	f.record("get " + name)
-	return manager.Record{}, errNoSandbox
+	return sandbox.Record{}, errNoSandbox
 }
 
-func (f *fakeSandboxes) List() []manager.Record { f.record("list"); return nil }
+func (f *fakeSandboxes) List() []sandbox.Record { f.record("list"); return nil }
 
 func (f *fakeSandboxes) Delete(_ context.Context, name string) error {
 	f.record("delete " + name)
@@ -443,7 +444,7 @@ func (f *fakeEgress) Policy(sandbox string) (egress.Policy, error) {
 	return egress.DefaultPolicy(), nil
 }
 
-func (f *fakeEgress) Log(sandbox string, _ int) []egress.Entry {
+func (f *fakeEgress) Log(sandbox string, _ time.Time, _ int) []egress.Entry {
 	f.record("log " + sandbox)
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
@@ -18,7 +17,7 @@ var _ hutchv1connect.SandboxServiceHandler = (*sandboxes)(nil)
 func (h *sandboxes) Create(ctx context.Context, req *connect.Request[hutchv1.CreateRequest]) (*connect.Response[hutchv1.CreateResponse], error) {
 	rec, _, created, err := h.s.sb.Ensure(ctx, req.Msg.Name, sandbox.CreateOptions{Image: req.Msg.Image, InstanceType: req.Msg.InstanceType})
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.CreateResponse{Sandbox: toProto(rec), Created: created}), nil
 }
@@ -26,7 +25,7 @@ func (h *sandboxes) Create(ctx context.Context, req *connect.Request[hutchv1.Cre
 func (h *sandboxes) Get(_ context.Context, req *connect.Request[hutchv1.GetRequest]) (*connect.Response[hutchv1.GetResponse], error) {
 	rec, err := h.s.sb.Get(req.Msg.Name)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.GetResponse{Sandbox: toProto(rec)}), nil
 }
@@ -42,7 +41,7 @@ func (h *sandboxes) List(context.Context, *connect.Request[hutchv1.ListRequest])
 
 func (h *sandboxes) Delete(ctx context.Context, req *connect.Request[hutchv1.DeleteRequest]) (*connect.Response[hutchv1.DeleteResponse], error) {
 	if err := h.s.sb.Delete(ctx, req.Msg.Name); err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.DeleteResponse{}), nil
 }
@@ -51,14 +50,14 @@ func (h *sandboxes) ExposePort(ctx context.Context, req *connect.Request[hutchv1
 	port := int(req.Msg.Port)
 	tok, err := h.s.sb.Expose(ctx, req.Msg.Name, port)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.ExposedPort{Port: int32(port), Url: h.s.previewURL(req.Msg.Name, port, tok)}), nil
 }
 
 func (h *sandboxes) UnexposePort(_ context.Context, req *connect.Request[hutchv1.UnexposePortRequest]) (*connect.Response[hutchv1.UnexposePortResponse], error) {
 	if err := h.s.sb.Unexpose(req.Msg.Name, int(req.Msg.Port)); err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.UnexposePortResponse{}), nil
 }
@@ -66,7 +65,7 @@ func (h *sandboxes) UnexposePort(_ context.Context, req *connect.Request[hutchv1
 func (h *sandboxes) ListExposedPorts(_ context.Context, req *connect.Request[hutchv1.ListExposedPortsRequest]) (*connect.Response[hutchv1.ListExposedPortsResponse], error) {
 	ports, tokens, err := h.s.sb.Exposed(req.Msg.Name)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	out := &hutchv1.ListExposedPortsResponse{}
 	for _, p := range ports {

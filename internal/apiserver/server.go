@@ -1,5 +1,7 @@
 // Package apiserver serves the public API: Connect RPC handlers, plain HTTP
-// file contents, auth and error mapping. Business logic lives in manager.
+// file contents, auth and error mapping. Handlers only translate between
+// the wire and the packages that own the rules (manager, egress, backup);
+// every call to an agent goes through the agentconn gateway.
 package apiserver
 
 import (
@@ -29,11 +31,11 @@ import (
 // MaxMessageBytes bounds one unary request message.
 const MaxMessageBytes = 8 << 20
 
-// Sandboxes is what the API needs of the sandbox manager.
+// Sandboxes is what the API needs of the sandbox manager: the gateway's
+// Agent and MarkBroken, and the sandboxes' records and ports.
 type Sandboxes interface {
+	agentconn.Sandboxes
 	Ensure(ctx context.Context, name string, opts sandbox.CreateOptions) (sandbox.Record, *agentconn.Conn, bool, error)
-	Conn(ctx context.Context, name string) (*agentconn.Conn, error)
-	MarkBroken(name string)
 	Get(name string) (sandbox.Record, error)
 	List() []sandbox.Record
 	Delete(ctx context.Context, name string) error
@@ -66,28 +68,36 @@ type Config struct {
 	Egress Egress
 	// Backups, when set, serves directory backups.
 	Backups *backup.Store
+	// Interceptors see every RPC, the zero-copy exec path included, outside
+	// error mapping and auth: where metrics and audit hook in.
+	Interceptors []connect.Interceptor
 }
 
 // Server is the API's http.Handler.
 type Server struct {
 	sb      Sandboxes
+	gw      *agentconn.Gateway
 	keys    []string
 	cfg     Config
 	hosts   hosts
 	log     *slog.Logger
 	mux     *http.ServeMux
 	preview *preview.Router
+	// chain wraps every call, outermost first (see interceptors.go).
+	chain []connect.Interceptor
 }
 
 // New returns the API handler.
 func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	cfg.PreviewDomain = previewDomain(cfg.PreviewDomain)
-	s := &Server{sb: sb, keys: cfg.Keys, cfg: cfg, hosts: newHosts(cfg), log: log, mux: http.NewServeMux(), preview: preview.New(sb, cfg.PreviewDomain, log)}
+	gw := agentconn.NewGateway(sb)
+	s := &Server{sb: sb, gw: gw, keys: cfg.Keys, cfg: cfg, hosts: newHosts(cfg), log: log, mux: http.NewServeMux(), preview: preview.New(sb, gw, cfg.PreviewDomain, log)}
+	s.chain = append(append(s.chain, cfg.Interceptors...), errorInterceptor{}, authInterceptor{s})
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(MaxMessageBytes),
 		connect.WithCompressMinBytes(64 << 10),
 		// RPC errors go out in each protocol's own format, streams included.
-		connect.WithInterceptors(authInterceptor{s}),
+		connect.WithInterceptors(s.chain...),
 	}
 	s.mux.Handle(hutchv1connect.NewSandboxServiceHandler(&sandboxes{s}, opts...))
 	procPath, procHandler := hutchv1connect.NewProcessServiceHandler(&processes{s}, opts...)
@@ -105,8 +115,8 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	if lc, ok := sb.(Lifecycle); ok {
 		s.mux.Handle(hutchv1connect.NewSnapshotServiceHandler(&snapshots{s: s, lc: lc}, opts...))
 	}
-	if roots, ok := sb.(Roots); ok && cfg.Backups != nil {
-		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{roots: roots, st: cfg.Backups}, opts...))
+	if roots, ok := sb.(backup.Roots); ok && cfg.Backups != nil {
+		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{svc: backup.NewService(cfg.Backups, roots)}, opts...))
 	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())

@@ -10,7 +10,6 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
-	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/manager"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
@@ -40,7 +39,7 @@ var _ hutchv1connect.SnapshotServiceHandler = (*snapshots)(nil)
 func (h *snapshots) Sleep(ctx context.Context, req *connect.Request[hutchv1.SleepRequest]) (*connect.Response[hutchv1.SleepInfo], error) {
 	si, err := h.lc.Sleep(ctx, req.Msg.Name)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(sleepProto(req.Msg.Name, si)), nil
 }
@@ -53,7 +52,7 @@ func (h *snapshots) ConfigureSleep(_ context.Context, req *connect.Request[hutch
 	}
 	si, err := h.lc.ConfigureSleep(req.Msg.Name, manager.SleepSettings{SleepAfter: after, KeepAlive: req.Msg.KeepAlive, Persist: req.Msg.PersistAcrossSessions})
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(sleepProto(req.Msg.Name, si)), nil
 }
@@ -61,7 +60,7 @@ func (h *snapshots) ConfigureSleep(_ context.Context, req *connect.Request[hutch
 func (h *snapshots) GetSleep(_ context.Context, req *connect.Request[hutchv1.GetSleepRequest]) (*connect.Response[hutchv1.SleepInfo], error) {
 	si, err := h.lc.GetSleep(req.Msg.Name)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(sleepProto(req.Msg.Name, si)), nil
 }
@@ -85,7 +84,7 @@ func sleepProto(name string, si manager.SleepInfo) *hutchv1.SleepInfo {
 func (h *snapshots) CreateSnapshot(ctx context.Context, req *connect.Request[hutchv1.CreateSnapshotRequest]) (*connect.Response[hutchv1.Snapshot], error) {
 	snap, err := h.lc.Snapshot(ctx, req.Msg.Name, req.Msg.Ttl.AsDuration())
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(snapshotProto(manager.SnapshotInfo{Snapshot: snap})), nil
 }
@@ -93,7 +92,7 @@ func (h *snapshots) CreateSnapshot(ctx context.Context, req *connect.Request[hut
 func (h *snapshots) ListSnapshots(_ context.Context, req *connect.Request[hutchv1.ListSnapshotsRequest]) (*connect.Response[hutchv1.ListSnapshotsResponse], error) {
 	infos, err := h.lc.ListSnapshots(req.Msg.Sandbox)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	out := &hutchv1.ListSnapshotsResponse{}
 	for _, si := range infos {
@@ -104,7 +103,7 @@ func (h *snapshots) ListSnapshots(_ context.Context, req *connect.Request[hutchv
 
 func (h *snapshots) DeleteSnapshot(ctx context.Context, req *connect.Request[hutchv1.DeleteSnapshotRequest]) (*connect.Response[hutchv1.DeleteSnapshotResponse], error) {
 	if err := h.lc.DeleteSnapshot(ctx, req.Msg.Id); err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.DeleteSnapshotResponse{}), nil
 }
@@ -113,7 +112,7 @@ func (h *snapshots) Fork(ctx context.Context, req *connect.Request[hutchv1.ForkR
 	opts := sandbox.CreateOptions{SleepAfter: req.Msg.SleepAfter.AsDuration(), KeepAlive: req.Msg.KeepAlive}
 	id, recs, err := h.lc.Fork(ctx, req.Msg.Name, req.Msg.NewNames, req.Msg.Snapshot, opts)
 	if err != nil {
-		return nil, errdefs.ToConnect(err)
+		return nil, err
 	}
 	out := &hutchv1.ForkResponse{Snapshot: id}
 	for _, r := range recs {

@@ -13,6 +13,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // Terminals live in the agent; the daemon forwards the calls and relays
@@ -22,19 +23,19 @@ type terminals struct{ s *Server }
 var _ hutchv1connect.TerminalServiceHandler = (*terminals)(nil)
 
 func (h *terminals) CreateTerminal(ctx context.Context, req *connect.Request[hutchv1.CreateTerminalRequest]) (*connect.Response[hutchv1.TerminalInfo], error) {
-	return unary(ctx, h.s, req.Msg.Sandbox, true, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CreateTerminalRequest]) (*connect.Response[hutchv1.TerminalInfo], error) {
+	return agentconn.Unary(ctx, h.s.gw, req.Msg.Sandbox, sandbox.Adding, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CreateTerminalRequest]) (*connect.Response[hutchv1.TerminalInfo], error) {
 		return c.Terminal.CreateTerminal
 	})
 }
 
 func (h *terminals) ListTerminals(ctx context.Context, req *connect.Request[hutchv1.ListTerminalsRequest]) (*connect.Response[hutchv1.ListTerminalsResponse], error) {
-	return unary(ctx, h.s, req.Msg.Sandbox, false, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.ListTerminalsRequest]) (*connect.Response[hutchv1.ListTerminalsResponse], error) {
+	return agentconn.Unary(ctx, h.s.gw, req.Msg.Sandbox, sandbox.Existing, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.ListTerminalsRequest]) (*connect.Response[hutchv1.ListTerminalsResponse], error) {
 		return c.Terminal.ListTerminals
 	})
 }
 
 func (h *terminals) CloseTerminal(ctx context.Context, req *connect.Request[hutchv1.CloseTerminalRequest]) (*connect.Response[hutchv1.CloseTerminalResponse], error) {
-	return unary(ctx, h.s, req.Msg.Sandbox, false, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CloseTerminalRequest]) (*connect.Response[hutchv1.CloseTerminalResponse], error) {
+	return agentconn.Unary(ctx, h.s.gw, req.Msg.Sandbox, sandbox.Existing, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CloseTerminalRequest]) (*connect.Response[hutchv1.CloseTerminalResponse], error) {
 		return c.Terminal.CloseTerminal
 	})
 }
@@ -51,27 +52,15 @@ func (s *Server) terminalSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requireKey(func(w http.ResponseWriter, r *http.Request) {
 		name, id := r.PathValue("name"), r.PathValue("id")
-		c, err := s.sb.Conn(r.Context(), name)
+		c, err := s.gw.Agent(r.Context(), name, sandbox.Existing)
 		if err != nil {
 			errdefs.WriteHTTP(w, err)
 			return
 		}
-		proxy := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "agent"
-				pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = agentapi.TerminalPath+url.PathEscape(id), "", ""
-				pr.Out.Header.Del("Authorization")
-				pr.Out.Header.Del("Origin")
-			},
-			Transport: c.HTTP.Transport,
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				if r.Context().Err() != nil {
-					return
-				}
-				s.sb.MarkBroken(name)
-				errdefs.WriteHTTPStatus(w, http.StatusServiceUnavailable, connect.CodeUnavailable, "sandbox "+name+": agent unreachable; the sandbox is recovered on the next call")
-			},
-		}
-		proxy.ServeHTTP(w, r)
+		s.gw.Proxy(c, name, func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = agentapi.TerminalPath+url.PathEscape(id), "", ""
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Origin")
+		}).ServeHTTP(w, r)
 	})(w, r)
 }

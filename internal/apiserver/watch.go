@@ -25,15 +25,15 @@ func (h *watches) Watch(ctx context.Context, req *connect.Request[hutchv1.WatchR
 	name := req.Msg.Sandbox
 	rec, err := h.s.sb.Get(name)
 	if err != nil {
-		return errdefs.ToConnect(err)
+		return err
 	}
-	conn, err := h.s.sb.Conn(ctx, name)
+	conn, err := h.s.gw.Agent(ctx, name, sandbox.Existing)
 	if err != nil {
-		return errdefs.ToConnect(err)
+		return err
 	}
-	in, err := conn.Watch.Watch(ctx, req)
+	in, err := conn.Watch.Watch(ctx, connect.NewRequest(req.Msg)) // the message only, as the gateway sends
 	if err != nil {
-		return h.s.agentError(name, err)
+		return h.s.gw.Fail(name, err)
 	}
 	defer in.Close()
 	for in.Receive() {
@@ -56,10 +56,9 @@ func (h *watches) Watch(ctx context.Context, req *connect.Request[hutchv1.WatchR
 		}}})
 	}
 	if err := in.Err(); err != nil {
-		return h.s.agentError(name, err)
+		return h.s.gw.Fail(name, err)
 	}
-	h.s.sb.MarkBroken(name)
-	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("sandbox %q: the agent's watch stream ended without a stopped event", name))
+	return h.s.gw.Cut(name, nil, "without a stopped event")
 }
 
 // gone says why the sandbox whose id was id is no longer running, or ""
@@ -80,7 +79,7 @@ func (h *watches) gone(name, id string) string {
 }
 
 func (h *watches) CheckChanges(ctx context.Context, req *connect.Request[hutchv1.CheckChangesRequest]) (*connect.Response[hutchv1.CheckChangesResponse], error) {
-	return unary(ctx, h.s, req.Msg.Sandbox, false, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CheckChangesRequest]) (*connect.Response[hutchv1.CheckChangesResponse], error) {
+	return agentconn.Unary(ctx, h.s.gw, req.Msg.Sandbox, sandbox.Existing, req, func(c *agentconn.Conn) func(context.Context, *connect.Request[hutchv1.CheckChangesRequest]) (*connect.Response[hutchv1.CheckChangesResponse], error) {
 		return c.Watch.CheckChanges
 	})
 }

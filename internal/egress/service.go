@@ -1,6 +1,9 @@
 package egress
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Policies keeps sandboxes' policies (the manager).
 type Policies interface {
@@ -45,7 +48,22 @@ func (s *Service) SetPolicy(ctx context.Context, sandbox string, p Policy, creat
 
 func (s *Service) Policy(sandbox string) (Policy, error) { return s.Policies.Policy(sandbox) }
 
-func (s *Service) Log(sandbox string, n int) []Entry { return s.Proxy.Log(sandbox, n) }
+// Log returns up to n (all when n <= 0) of the latest entries of the
+// sandbox created at since, oldest first. A log is kept by name, so it may
+// still hold an earlier sandbox's of the same name: those are not its.
+func (s *Service) Log(sandbox string, since time.Time, n int) []Entry {
+	all := s.Proxy.Log(sandbox, 0)
+	out := all[:0]
+	for _, e := range all {
+		if !e.Time.Before(since) {
+			out = append(out, e)
+		}
+	}
+	if n > 0 && len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
+}
 
 // CAPEM returns the CA certificate, after replacing the CA if rotate.
 func (s *Service) CAPEM(rotate bool) ([]byte, error) {

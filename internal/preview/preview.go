@@ -22,8 +22,15 @@ import (
 // Sandboxes is what the router needs of the sandbox manager.
 type Sandboxes interface {
 	Preview(name string, port int, token string) bool
-	Conn(ctx context.Context, name string) (*agentconn.Conn, error)
 }
+
+// Tunnels opens byte streams to ports inside sandboxes: the agent gateway,
+// which marks a sandbox broken when its agent cannot be reached.
+type Tunnels interface {
+	DialTunnel(ctx context.Context, name string, port int) (net.Conn, error)
+}
+
+var _ Tunnels = (*agentconn.Gateway)(nil)
 
 // Router serves preview requests.
 type Router struct {
@@ -34,7 +41,7 @@ type Router struct {
 }
 
 // New returns a router for hosts under domain (e.g. "localhost").
-func New(sb Sandboxes, domain string, log *slog.Logger) *Router {
+func New(sb Sandboxes, tunnels Tunnels, domain string, log *slog.Logger) *Router {
 	r := &Router{sb: sb, domain: strings.Trim(strings.ToLower(domain), "."), log: log}
 	tr := &http.Transport{
 		// The URL host is "name:port": dial that port in that sandbox.
@@ -47,11 +54,7 @@ func New(sb Sandboxes, domain string, log *slog.Logger) *Router {
 			if err != nil {
 				return nil, err
 			}
-			c, err := sb.Conn(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			return c.DialTunnel(ctx, port)
+			return tunnels.DialTunnel(ctx, name, port)
 		},
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       30 * time.Second,
@@ -101,7 +104,7 @@ func (r *Router) Match(host string) (port int, name, token string, ok bool) {
 		return 0, "", "", false
 	}
 	port, err := strconv.Atoi(label[:first])
-	if err != nil || port < 1 || port > 65535 {
+	if err != nil || port < 1 || port > 65535 || strings.Trim(label[:first], "0123456789") != "" {
 		return 0, "", "", false
 	}
 	return port, label[first+1 : last], label[last+1:], true
