@@ -146,6 +146,12 @@ func join(dir, name string) string {
 }
 
 func writeEntry(tw *tar.Writer, p, rel string, fi os.FileInfo, links map[uint64]string) error {
+	if fi.Mode()&fs.ModeSocket != 0 {
+		// A socket belongs to the process that listens on it and has no
+		// contents; like OCI image layers, a snapshot leaves it out (code
+		// kernels keep theirs in /tmp).
+		return nil
+	}
 	st := fi.Sys().(*syscall.Stat_t)
 	if fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
 		d, name := filepath.Split(rel)
