@@ -82,6 +82,11 @@ export async function* execEvents(rpc: Rpc, sandbox: string, cmd: string | strin
           yield { type: "stderr", data: err.decode(e.value, { stream: true }), bytes: e.value };
           break;
         case "exit": {
+          // Bytes of a character cut by the end of output.
+          const restOut = out.decode();
+          if (restOut) yield { type: "stdout", data: restOut, bytes: new Uint8Array() };
+          const restErr = err.decode();
+          if (restErr) yield { type: "stderr", data: restErr, bytes: new Uint8Array() };
           const code = e.value.code;
           yield { type: "exit", exitCode: code, success: code === 0, signal: e.value.signal || undefined, durationMs: Number(e.value.durationMs) };
           return;

@@ -196,6 +196,9 @@ it("sessions keep cwd and env; setEnvVars reaches later execs", async () => {
   await sb.setEnvVars({ GREETING: "hey" });
   assert.equal((await sb.exec('echo "$GREETING"')).stdout, "hey\n");
   await s.delete();
+  const withOpts = hutch.sandbox("ts-sdk-opts", { env: { FROM_OPTS: "yes" }, keepAlive: true });
+  assert.equal((await withOpts.exec('echo "$FROM_OPTS"')).stdout, "yes\n");
+  await withOpts.destroy();
 });
 
 it("terminal: a browser-free round trip over the WebSocket", async () => {
@@ -220,4 +223,25 @@ it("snapshot, start from it, and fork", async () => {
   assert.deepEqual(forked.sandboxes.map((s) => s.name).sort(), ["ts-sdk-fork-1", "ts-sdk-fork-2"]);
   assert.equal(await hutch.sandbox("ts-sdk-fork-2").readFile("/workspace/snap.txt"), "from the snapshot");
   for (const n of ["ts-sdk-copy", "ts-sdk-fork-1", "ts-sdk-fork-2"]) await hutch.sandbox(n).destroy();
+});
+
+it("backups restore a directory; sleep keeps the disk and the next call wakes; policy and secrets", async () => {
+  const sb = hutch.sandbox("ts-sdk-life");
+  await sb.writeFile("/workspace/keep.txt", "v1");
+  const backup = await sb.createBackup({ dir: "/workspace" });
+  await sb.writeFile("/workspace/keep.txt", "v2");
+  assert.deepEqual(await sb.restoreBackup(backup), { files: 1 });
+  assert.equal(await sb.readFile("/workspace/keep.txt"), "v1");
+
+  assert.equal((await sb.sleep()).sleeping, true);
+  assert.equal((await sb.info()).state, "sleeping");
+  assert.equal((await sb.exec("cat /workspace/keep.txt")).stdout, "v1");
+  assert.equal((await sb.info()).state, "running");
+
+  assert.equal((await sb.setPolicy({ internet: false })).internet, false);
+  await hutch.secrets.set("TS_SDK_TOKEN", "s3cret", { scope: ["ts-sdk-*"] });
+  assert.deepEqual((await hutch.secrets.list()).find((s) => s.name === "TS_SDK_TOKEN"), { name: "TS_SDK_TOKEN", scope: ["ts-sdk-*"] });
+  await hutch.secrets.delete("TS_SDK_TOKEN");
+  await sb.destroy();
+  await assert.rejects(sb.info(), NotFoundError);
 });
