@@ -7,7 +7,7 @@ import { hostEnv } from "./util.js";
 export const DEFAULT_URL = "http://127.0.0.1:7777";
 
 export interface HutchOptions {
-  /** The daemon; default HUTCH_URL, then http://127.0.0.1:7777. */
+  /** The daemon; default HUTCH_URL, then (in a browser) the page's origin, then http://127.0.0.1:7777. */
   url?: string;
   /** API key; default HUTCH_TOKEN. */
   token?: string;
@@ -37,7 +37,10 @@ export class Hutch {
   private readonly rpc: Rpc;
 
   constructor(o: HutchOptions = {}) {
-    this.url = (o.url || hostEnv("HUTCH_URL") || DEFAULT_URL).replace(/\/+$/, "");
+    // In a page served by the daemon, its own origin is the daemon.
+    const origin = (globalThis as { location?: { origin?: string } }).location?.origin;
+    const pageOrigin = origin && /^https?:/.test(origin) ? origin : undefined;
+    this.url = (o.url || hostEnv("HUTCH_URL") || pageOrigin || DEFAULT_URL).replace(/\/+$/, "");
     const token = o.token || hostEnv("HUTCH_TOKEN");
     const f = o.fetch ?? globalThis.fetch.bind(globalThis);
     this.rpc = new Rpc(this.url, token, f);
