@@ -4,7 +4,7 @@
 import { FitAddon } from "@xterm/addon-fit";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
-import { SandboxAddon, terminalUrl } from "./addon";
+import { SandboxAddon, terminalUrl } from "@hutch-sh/sdk/xterm";
 
 const sandbox = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] ?? "");
 const token = new URLSearchParams(location.hash.slice(1)).get("token") ?? undefined;
