@@ -7,6 +7,7 @@ they fail (a suite that passes without running proves nothing)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from typing import Iterator
 
 import httpx
 import pytest
@@ -44,8 +46,11 @@ def _mounts_under(path: str) -> list[str]:
         return [line.split()[1] for line in f if line.split()[1].startswith(path)]
 
 
-@pytest.fixture(scope="session")
-def daemon_url() -> str:
+@contextlib.contextmanager
+def launch_daemon(*extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Runs `hutch serve` on a free port and a fresh data dir; yields its URL.
+    On the way out it destroys every sandbox, stops the daemon and checks
+    that no mount is left under the data dir."""
     if os.geteuid() != 0:
         _unavailable("the daemon needs root")
     binary = pathlib.Path(os.environ.get("HUTCH_BIN") or ROOT / "bin") / "hutch"
@@ -55,10 +60,10 @@ def daemon_url() -> str:
     if not os.path.isdir(cache):
         _unavailable(f"no image cache in {cache}: run make image")
     data = tempfile.mkdtemp(prefix="hutch-py-data-")
-    log = open(os.path.join(data + ".log"), "w+b")
+    log = tempfile.TemporaryFile()
     addr = f"127.0.0.1:{_free_port()}"
-    proc = subprocess.Popen([str(binary), "serve", "--listen", addr, "--data", data, "--cache", cache],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(binary), "serve", "--listen", addr, "--data", data, "--cache", cache, *extra],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://{addr}"
 
     def output() -> str:
@@ -81,7 +86,8 @@ def daemon_url() -> str:
     try:
         yield url
     finally:
-        with Hutch(url=url) as h:
+        token = (env or {}).get("HUTCH_API_KEYS", "").split(",")[0] or None
+        with Hutch(url=url, token=token) as h:
             for s in h.list():
                 h.sandbox(s.name).destroy()
         proc.send_signal(signal.SIGTERM)
@@ -93,8 +99,13 @@ def daemon_url() -> str:
         left = _mounts_under(data)
         shutil.rmtree(data, ignore_errors=True)
         log.close()
-        os.unlink(log.name)
         assert not left, f"mounts left behind by the daemon: {left}"
+
+
+@pytest.fixture(scope="session")
+def daemon_url() -> Iterator[str]:
+    with launch_daemon() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from conftest import unique
 
 from hutch import (
-    DeadlineExceededError, ExecResult, FailedPreconditionError, Hutch, HutchError, InvalidArgumentError,
+    AlreadyExistsError, DeadlineExceededError, ExecResult, FailedPreconditionError, Hutch, HutchError, InvalidArgumentError,
     NotFoundError,
 )
 
@@ -247,3 +247,15 @@ def test_secrets_and_policy(hutch: Hutch, sb):
     finally:
         hutch.secrets.delete(name)
         sb.set_policy({"internet": True})
+
+
+def test_git_checkout(sb):
+    head = sb.exec("mkdir -p /srv/origin && cd /srv/origin && git init -q -b main && echo x > f && git add f && "
+                   "git -c user.email=a@b.c -c user.name=n commit -qm one && git rev-parse HEAD").stdout.strip()
+    co = sb.git_checkout("file:///srv/origin", depth=1)
+    assert (co.target_dir, co.branch, co.commit) == ("/workspace/origin", "main", head)
+    assert sb.files.read("/workspace/origin/f") == "x\n"
+    with pytest.raises(AlreadyExistsError):
+        sb.git_checkout("file:///srv/origin")  # the target is not empty
+    with pytest.raises(NotFoundError):
+        sb.git_checkout("file:///srv/origin", branch="no-such-branch", target_dir="/workspace/other")
