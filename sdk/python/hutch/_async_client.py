@@ -613,6 +613,20 @@ class AsyncFiles:
             raise error_for_status(r.status_code, r.content)
         return r.content if encoding == "bytes" else r.content.decode(encoding)
 
+    async def stream(self, path: str, *, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """Yields a file's bytes as they arrive, for files too big to hold in memory."""
+        sb = self._sb
+        await sb._ensure()
+        try:
+            async with sb.hutch._http.stream("GET", sb.hutch._files_url(sb.name), params={"path": path},
+                                             headers=sb.hutch._auth) as r:
+                if r.status_code != 200:
+                    raise error_for_status(r.status_code, await r.aread())
+                async for chunk in r.aiter_bytes(chunk_size):
+                    yield chunk
+        except httpx.TransportError as e:
+            raise UnavailableError(f"read {sb.name}:{path}: {e or type(e).__name__}") from e
+
     async def list(self, path: str = "/workspace", *, recursive: bool = False, hidden: bool = True) -> list[FileInfo]:
         await self._sb._ensure()
         d = await self._sb.hutch._unary("FileService/ListDir", {"sandbox": self._sb.name, "path": path,

@@ -614,6 +614,20 @@ class Files:
             raise error_for_status(r.status_code, r.content)
         return r.content if encoding == "bytes" else r.content.decode(encoding)
 
+    def stream(self, path: str, *, chunk_size: int | None = None) -> Iterator[bytes]:
+        """Yields a file's bytes as they arrive, for files too big to hold in memory."""
+        sb = self._sb
+        sb._ensure()
+        try:
+            with sb.hutch._http.stream("GET", sb.hutch._files_url(sb.name), params={"path": path},
+                                             headers=sb.hutch._auth) as r:
+                if r.status_code != 200:
+                    raise error_for_status(r.status_code, r.read())
+                for chunk in r.iter_bytes(chunk_size):
+                    yield chunk
+        except httpx.TransportError as e:
+            raise UnavailableError(f"read {sb.name}:{path}: {e or type(e).__name__}") from e
+
     def list(self, path: str = "/workspace", *, recursive: bool = False, hidden: bool = True) -> list[FileInfo]:
         self._sb._ensure()
         d = self._sb.hutch._unary("FileService/ListDir", {"sandbox": self._sb.name, "path": path,

@@ -99,6 +99,10 @@ def test_files_round_trip(sb):
     blob = bytes(range(256)) * 3
     f.write("t/b.bin", blob)  # relative to /workspace
     assert f.read("/workspace/t/b.bin", encoding="bytes") == blob
+    big = bytes(range(256)) * 20000  # 5 MB, streamed both ways
+    f.write("t/big.bin", iter([big[:1000], big[1000:]]))
+    assert b"".join(f.stream("t/big.bin")) == big
+    f.remove("t/big.bin")
     f.write("t/a.txt", "more", append=True)
     assert f.read("t/a.txt") == "héllo\nmore"
     f.mkdir("/workspace/t/sub/deep")
