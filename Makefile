@@ -7,7 +7,7 @@ CACHE ?= /var/cache/hutch
 DATA  ?= /var/lib/hutch
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build web sdk-ts deps image run test test-ts bench lint generate clean
+.PHONY: all build web sdk-ts deps image run test test-ts test-py bench lint generate clean
 
 all: build
 
@@ -44,6 +44,13 @@ run: image
 
 test: image test-ts
 	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) go test -race -count=1 -timeout 20m ./...
+	$(MAKE) test-py
+
+# The Python SDK (sdk/python) against a daemon its tests start from $(BIN);
+# Debian's python3 with python3-httpx and python3-pytest (installed if missing).
+test-py: build
+	@/usr/bin/python3 -c 'import httpx, pytest' 2>/dev/null || ./scripts/deps.sh
+	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) /usr/bin/python3 -m pytest -q -p no:cacheprovider sdk/python/tests
 
 # The TypeScript SDK against a daemon of its own (node --test).
 test-ts: image sdk-ts
@@ -64,6 +71,7 @@ generate:
 	protoc -I api --go_out=api --go_opt=paths=source_relative \
 		--connect-go_out=api --connect-go_opt=paths=source_relative api/hutch/v1/hutch.proto api/hutch/v1/terminal.proto api/hutch/v1/egress.proto api/hutch/v1/code.proto api/hutch/v1/snapshot.proto
 	cd $(SDK) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
+	/usr/bin/python3 sdk/python/scripts/unasync.py
 
 clean:
 	rm -rf $(BIN) $(WEB)/node_modules $(WEB)/dist/terminal.* $(SDK)/node_modules $(SDK)/dist

@@ -13,6 +13,9 @@ command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+# The Python SDK is tested with Debian's python3, httpx and pytest.
+/usr/bin/python3 -c 'import httpx' >/dev/null 2>&1 || missing="$missing python3-httpx"
+/usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing="$missing python3-pytest"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive
