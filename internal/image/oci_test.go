@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // testImage has every kind of entry in its lower layer and a whiteout and
@@ -48,7 +49,7 @@ func testImage(t *testing.T) v1.Image {
 }
 
 func TestStoreSources(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	ctx := context.Background()
 	img := testImage(t)
 	want, err := img.Digest()
@@ -194,7 +195,7 @@ func checkMerged(t *testing.T, lowers []string) {
 }
 
 func TestLayerSharing(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	ctx := context.Background()
 	s, logs := newStore(t)
 	common := layerOf(t, []ent{{name: "common", typ: tar.TypeReg, body: "shared"}})
@@ -254,7 +255,7 @@ func TestLayerSharing(t *testing.T) {
 }
 
 func TestDiffIDMismatch(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	s, _ := newStore(t)
 	l := layerOf(t, []ent{{name: "f", typ: tar.TypeReg, body: "x"}})
 	const wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000"

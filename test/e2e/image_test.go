@@ -19,6 +19,7 @@ import (
 
 	"github.com/hutch-sh/hutch/client"
 	"github.com/hutch-sh/hutch/internal/image"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // busyboxLayout writes an OCI layout of an image holding only the host's
@@ -27,7 +28,7 @@ func busyboxLayout(t *testing.T) string {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("needs a static /bin/busybox: %v", err)
+		testutil.Unavailable(t, "needs a static /bin/busybox: %v", err)
 	}
 	// Fixed times keep the layer's digest stable, so reruns share one layer.
 	mtime := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
