@@ -15,7 +15,7 @@ import (
 // daemon's machine; the daemon picks new images up on the next create.
 func newImageCmd(e *env) *cobra.Command {
 	var cache string
-	cmd := &cobra.Command{Use: "image", Short: "Build, import, pull and list sandbox images"}
+	cmd := group(&cobra.Command{Use: "image", Short: "Build, import, pull and list sandbox images"})
 	cmd.PersistentFlags().StringVar(&cache, "cache", "/var/cache/hutch", "image store directory")
 	open := func() (*image.Store, error) {
 		return image.Open(cache, slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))

@@ -12,11 +12,10 @@ import (
 )
 
 func newSecretCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "secret",
 		Short: "Manage the secrets egress rules inject ({{secret:NAME}}); they never enter a sandbox",
-		Args:  args(cobra.NoArgs),
-	}
+	})
 	set := &cobra.Command{
 		Use:   "set NAME",
 		Short: "Store or rotate a secret; the value is read from stdin and never echoed",
