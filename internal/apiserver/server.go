@@ -59,6 +59,8 @@ type Config struct {
 	Egress Egress
 	// Backups, when set, serves directory backups.
 	Backups *backup.Store
+	// Images, when set, serves the image store (images.go).
+	Images Images
 }
 
 // Server is the API's http.Handler.
@@ -101,6 +103,7 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	if roots, ok := sb.(Roots); ok && cfg.Backups != nil {
 		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{roots: roots, st: cfg.Backups}, opts...))
 	}
+	s.handleImages(cfg.Images, opts)
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })

@@ -153,7 +153,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	srv := &http.Server{
 		Handler: apiserver.New(m, apiserver.Config{Keys: cfg.APIKeys, PreviewDomain: cfg.PreviewDomain, PreviewPort: port,
-			Egress: &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}, Backups: backup.New(bs)}, log),
+			Egress: &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}, Backups: backup.New(bs), Images: images}, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         new(http.Protocols),
