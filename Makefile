@@ -69,7 +69,7 @@ generate:
 	go install connectrpc.com/connect/cmd/protoc-gen-connect-go@v1.21.1
 	command -v protoc >/dev/null || (apt-get update -qq && apt-get install -y -qq protobuf-compiler)
 	protoc -I api --go_out=api --go_opt=paths=source_relative \
-		--connect-go_out=api --connect-go_opt=paths=source_relative api/hutch/v1/hutch.proto api/hutch/v1/terminal.proto api/hutch/v1/egress.proto api/hutch/v1/code.proto api/hutch/v1/snapshot.proto
+		--connect-go_out=api --connect-go_opt=paths=source_relative api/hutch/v1/hutch.proto api/hutch/v1/terminal.proto api/hutch/v1/egress.proto api/hutch/v1/code.proto api/hutch/v1/snapshot.proto api/hutch/v1/image.proto
 	cd $(SDK) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate
 	/usr/bin/python3 sdk/python/scripts/unasync.py
 

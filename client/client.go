@@ -45,6 +45,7 @@ type Client struct {
 	code      hutchv1connect.CodeServiceClient
 	snapshots hutchv1connect.SnapshotServiceClient
 	backups   hutchv1connect.BackupServiceClient
+	images    hutchv1connect.ImageServiceClient
 }
 
 // Option configures a Client.
@@ -91,6 +92,7 @@ func New(baseURL string, opts ...Option) *Client {
 		code:      hutchv1connect.NewCodeServiceClient(hc, base, copts...),
 		snapshots: hutchv1connect.NewSnapshotServiceClient(hc, base, copts...),
 		backups:   hutchv1connect.NewBackupServiceClient(hc, base, copts...),
+		images:    hutchv1connect.NewImageServiceClient(hc, base, copts...),
 	}
 }
 

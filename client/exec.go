@@ -40,6 +40,10 @@ const stdinChunk = 256 << 10
 // Exec runs a command in the named sandbox (created on demand), streaming
 // its output to cmd.Stdout and cmd.Stderr as it arrives. A timeout returns
 // an error matching ErrDeadlineExceeded after the process tree was killed.
+// When cmd.Stdin cannot be read or delivered, the command is killed (it
+// would wait for input that never comes, or act on a part of it) and Exec
+// returns that error; a command that ends or closes its stdin before
+// reading it all is not a failure, as with os/exec.
 func (c *Client) Exec(ctx context.Context, name string, cmd Command) (*ExitStatus, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -58,7 +62,15 @@ func (c *Client) Exec(ctx context.Context, name string, cmd Command) (*ExitStatu
 		return nil, wrap(err)
 	}
 	defer stream.Close()
-	stdinErr := make(chan error, 1)
+	stdinErr := make(chan error, 1) // the pump's failure; it sends at most once
+	stdinFailed := func() error {
+		select {
+		case err := <-stdinErr:
+			return fmt.Errorf("exec in %q: stdin: %w", name, err)
+		default:
+			return nil
+		}
+	}
 	for stream.Receive() {
 		switch ev := stream.Msg().Event.(type) {
 		case *hutchv1.ExecEvent_Started:
@@ -66,7 +78,14 @@ func (c *Client) Exec(ctx context.Context, name string, cmd Command) (*ExitStatu
 				cmd.Started(ev.Started.Id, int(ev.Started.Pid))
 			}
 			if cmd.Stdin != nil {
-				go func() { stdinErr <- c.pumpStdin(ctx, name, ev.Started.Id, cmd.Stdin) }()
+				// Owned by this call: it ends at EOF, on failure, or when
+				// cancel (deferred) stops its WriteStdin.
+				go func() {
+					if err := c.pumpStdin(ctx, name, ev.Started.Id, cmd.Stdin); err != nil && ctx.Err() == nil {
+						stdinErr <- err
+						cancel() // ends the stream, which kills the command
+					}
+				}()
 			}
 		case *hutchv1.ExecEvent_Stdout:
 			if cmd.Stdout != nil {
@@ -81,6 +100,9 @@ func (c *Client) Exec(ctx context.Context, name string, cmd Command) (*ExitStatu
 				}
 			}
 		case *hutchv1.ExecEvent_Exit:
+			if err := stdinFailed(); err != nil {
+				return nil, err
+			}
 			return &ExitStatus{
 				Code:     int(ev.Exit.Code),
 				Signal:   ev.Exit.Signal,
@@ -88,13 +110,18 @@ func (c *Client) Exec(ctx context.Context, name string, cmd Command) (*ExitStatu
 			}, nil
 		}
 	}
+	if err := stdinFailed(); err != nil {
+		return nil, err
+	}
 	if err := stream.Err(); err != nil {
 		return nil, wrap(err)
 	}
 	return nil, fmt.Errorf("exec in %q: stream ended without an exit status: %w", name, ErrUnavailable)
 }
 
-// pumpStdin copies r to the exec's stdin, then closes it.
+// pumpStdin copies r to the exec's stdin, then closes it. It returns nil
+// when the command ended (not found) or closed its stdin (failed
+// precondition) first: like EPIPE to os/exec, that is the command's choice.
 func (c *Client) pumpStdin(ctx context.Context, name, id string, r io.Reader) error {
 	buf := make([]byte, stdinChunk)
 	for {
@@ -104,15 +131,17 @@ func (c *Client) pumpStdin(ctx context.Context, name, id string, r io.Reader) er
 			_, err := c.process.WriteStdin(ctx, connect.NewRequest(&hutchv1.WriteStdinRequest{
 				Sandbox: name, Id: id, Data: buf[:n], Eof: eof,
 			}))
-			if err != nil {
-				return wrap(err)
+			if err := wrap(err); errors.Is(err, ErrNotFound) || errors.Is(err, ErrFailedPrecondition) {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("write: %w", err)
 			}
 		}
 		if rerr != nil {
 			if eof {
 				return nil
 			}
-			return rerr
+			return fmt.Errorf("read: %w", rerr)
 		}
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/coder/websocket"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/agentapi/termwire"
+	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
 // TerminalOptions shape a new terminal.

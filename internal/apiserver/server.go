@@ -71,6 +71,8 @@ type Config struct {
 	// Interceptors see every RPC, the zero-copy exec path included, outside
 	// error mapping and auth: where metrics and audit hook in.
 	Interceptors []connect.Interceptor
+	// Images, when set, serves the image store (images.go).
+	Images Images
 }
 
 // Server is the API's http.Handler.
@@ -118,6 +120,7 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	if roots, ok := sb.(backup.Roots); ok && cfg.Backups != nil {
 		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{svc: backup.NewService(cfg.Backups, roots)}, opts...))
 	}
+	s.handleImages(cfg.Images, opts)
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
 	return s

@@ -12,6 +12,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/blob"
 	"github.com/hutch-sh/hutch/internal/blob/blobtest"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestDir(t *testing.T) {
@@ -26,12 +27,10 @@ func TestDir(t *testing.T) {
 
 // A full disk is resource_exhausted, and leaves nothing behind.
 func TestDirFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("requires root (mounts a small tmpfs)")
-	}
+	testutil.RequiresRoot(t) // mounts a small tmpfs
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("tmpfs: %v", err)
+		testutil.Unavailable(t, "mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 	s, err := blob.OpenDir(dir)

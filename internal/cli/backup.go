@@ -66,7 +66,7 @@ func newBackupCmd(e *env) *cobra.Command {
 	f.DurationVar(&o.TTL, "ttl", 0, "delete the backup after this long (0: keep)")
 	f.StringArrayVar(&o.Excludes, "exclude", nil, "glob of paths (relative to DIR) or base names to leave out (repeatable)")
 	f.BoolVar(&o.GitIgnore, "gitignore", false, "also leave out what DIR/.gitignore names")
-	cmd.MarkFlagsMutuallyExclusive("list", "rm")
+	exclusive(cmd, "list", "rm")
 	return cmd
 }
 

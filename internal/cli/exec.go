@@ -87,17 +87,24 @@ func ensureShape(ctx context.Context, c *client.Client, name string, o client.Cr
 	return nil
 }
 
+// runExec exits with the command's status, or with a shell's code for a
+// command that could not run; any other failure is hutch's own (exit 1).
 func runExec(ctx context.Context, e *env, name string, c client.Command) error {
 	st, err := e.client().Exec(ctx, name, c)
+	// Run directly, the command is resolved by the agent, which reports a
+	// missing or non-executable file as an error; in a session the shell
+	// resolves it and exits 127 or 126 itself, so there not found is about
+	// the session or the sandbox: hutch's failure, not the command's.
+	direct := c.Session == ""
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		return &exitError{code: exitInterrupted, err: errors.New("interrupted; the command's process tree was killed")}
 	case errors.Is(err, client.ErrDeadlineExceeded):
 		return &exitError{code: exitTimeout, err: err}
-	case errors.Is(err, client.ErrNotFound):
+	case direct && errors.Is(err, client.ErrNotFound):
 		return &exitError{code: exitNotFound, err: err}
-	case errors.Is(err, client.ErrPermissionDenied):
+	case direct && errors.Is(err, client.ErrPermissionDenied):
 		return &exitError{code: exitNotRunnable, err: err}
 	default:
 		return err

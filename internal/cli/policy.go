@@ -12,11 +12,10 @@ import (
 )
 
 func newPolicyCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "policy",
 		Short: "Show or change a sandbox's egress policy",
-		Args:  args(cobra.NoArgs),
-	}
+	})
 	set := &cobra.Command{
 		Use:   "set NAME FILE",
 		Short: "Replace a sandbox's egress policy with the JSON in FILE (- for stdin); it applies at once",

@@ -52,12 +52,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, client: client.FromEnv}
-	root := &cobra.Command{
+	root := group(&cobra.Command{
 		Use:           "hutch",
 		Short:         "Sandboxes for AI agents: named Linux computers that start in milliseconds",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-	}
+	})
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -81,8 +81,11 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintln(stderr, "hutch:", message(err))
+	// Every usage error is typed: flag errors by the flag error hook,
+	// positional ones by args, unknown commands by group, conflicting
+	// flags by exclusive.
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	if errors.As(err, &ue) {
 		return ExitUsage
 	}
 	return ExitFailure
@@ -95,7 +98,7 @@ func message(err error) string {
 	if errors.As(err, &ce) {
 		msg = ce.Message()
 	}
-	if strings.Contains(msg, "connection refused") {
+	if errors.Is(err, syscall.ECONNREFUSED) {
 		url := os.Getenv("HUTCH_URL")
 		if url == "" {
 			url = client.DefaultURL
@@ -105,14 +108,40 @@ func message(err error) string {
 	return msg
 }
 
-func isCobraUsage(err error) bool {
-	s := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires exactly"} {
-		if strings.Contains(s, p) {
-			return true
+// group makes cmd, which holds subcommands, runnable so that an unknown
+// subcommand is a usage error: cobra prints help and exits 0 for a group,
+// and reports it for the root as untyped text.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only on its own path
+	cmd.Args = args(func(c *cobra.Command, a []string) error {
+		if len(a) == 0 {
+			return nil
 		}
+		msg := fmt.Sprintf("unknown command %q for %q", a[0], c.CommandPath())
+		if s := c.SuggestionsFor(a[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+		}
+		return errors.New(msg)
+	})
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	return cmd
+}
+
+// exclusive refuses the named flags given together as a usage error
+// (cobra's MarkFlagsMutuallyExclusive reports it as untyped text).
+func exclusive(cmd *cobra.Command, names ...string) {
+	cmd.PreRunE = func(c *cobra.Command, _ []string) error {
+		var set []string
+		for _, n := range names {
+			if c.Flags().Changed(n) {
+				set = append(set, "--"+n)
+			}
+		}
+		if len(set) > 1 {
+			return usageError{fmt.Errorf("%s cannot be used together", strings.Join(set, " and "))}
+		}
+		return nil
 	}
-	return false
 }
 
 // args wraps a cobra.PositionalArgs so its errors are usage errors.

@@ -11,11 +11,10 @@ import (
 )
 
 func newSecretCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "secret",
 		Short: "Manage the secrets egress rules inject ({{secret:NAME}}); they never enter a sandbox",
-		Args:  args(cobra.NoArgs),
-	}
+	})
 	var scope []string
 	set := &cobra.Command{
 		Use:   "set NAME",

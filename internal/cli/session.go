@@ -9,7 +9,7 @@ import (
 )
 
 func newSessionCmd(e *env) *cobra.Command {
-	cmd := &cobra.Command{Use: "session", Short: "Create, list and remove shell sessions (use them with exec --session)"}
+	cmd := group(&cobra.Command{Use: "session", Short: "Create, list and remove shell sessions (use them with exec --session)"})
 
 	var o client.SessionOptions
 	var envs []string

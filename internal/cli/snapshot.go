@@ -75,6 +75,6 @@ func newSnapshotCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&list, "list", false, "list snapshots (of NAME, or all)")
 	cmd.Flags().BoolVar(&del, "rm", false, "delete the snapshots given by id")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "delete the snapshot after this long, once no sandbox was created from it (0: keep)")
-	cmd.MarkFlagsMutuallyExclusive("list", "rm")
+	exclusive(cmd, "list", "rm")
 	return cmd
 }

@@ -163,6 +163,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	}
 	api.Egress = &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}
 	api.Backups = backup.New(bs)
+	api.Images = images
 	srv := &http.Server{
 		Handler:           apiserver.New(m, api, log),
 		ReadHeaderTimeout: 10 * time.Second,

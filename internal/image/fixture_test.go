@@ -18,14 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// requiresRoot skips tests that mknod, chown, set trusted xattrs or mount.
-func requiresRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root")
-	}
-}
-
 // logBuf collects the store's log so tests can count what it did.
 type logBuf struct {
 	mu sync.Mutex

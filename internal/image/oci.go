@@ -54,7 +54,7 @@ func (s *Store) Import(ctx context.Context, name, path string) (*Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("import %q: %w", path, err)
 		}
-		return s.store(ctx, name, "oci-layout:"+path, img)
+		return s.store(ctx, name, "oci-layout:"+path, img, nil)
 	}
 	kind, err := archiveKind(path)
 	if err != nil {
@@ -65,7 +65,7 @@ func (s *Store) Import(ctx context.Context, name, path string) (*Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("import %q: %w: %w", path, err, errdefs.ErrInvalidArgument)
 		}
-		return s.store(ctx, name, "docker-archive:"+path, img)
+		return s.store(ctx, name, "docker-archive:"+path, img, nil)
 	}
 	work, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "import-")
 	if err != nil {
@@ -79,12 +79,13 @@ func (s *Store) Import(ctx context.Context, name, path string) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("import %q: %w", path, err)
 	}
-	return s.store(ctx, name, "oci-archive:"+path, img)
+	return s.store(ctx, name, "oci-archive:"+path, img, nil)
 }
 
-// Pull fetches ref from its registry and stores it under name. Registries
-// on loopback are spoken to over plain http.
-func (s *Store) Pull(ctx context.Context, name, ref string, opts ...remote.Option) (*Image, error) {
+// Pull fetches ref from its registry and stores it under name, reporting
+// its progress on progress (which may be nil). Registries on loopback are
+// spoken to over plain http.
+func (s *Store) Pull(ctx context.Context, name, ref string, progress io.Writer, opts ...remote.Option) (*Image, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -101,15 +102,24 @@ func (s *Store) Pull(ctx context.Context, name, ref string, opts ...remote.Optio
 		return nil, err
 	}
 	defer unlock()
+	rep := newReporter(progress)
+	rep.Phase("resolving " + ref)
 	opts = append([]remote.Option{
 		remote.WithContext(ctx),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
 	}, opts...)
 	img, err := remote.Image(r, opts...)
 	if err != nil {
+		rep.Close("pull of " + ref + " failed")
 		return nil, fmt.Errorf("pull %q: %w: %w", ref, err, registryCategory(err))
 	}
-	return s.store(ctx, name, "pull:"+ref, img)
+	rec, err := s.store(ctx, name, "pull:"+ref, img, rep)
+	if err != nil {
+		rep.Close("pull of " + ref + " failed")
+		return nil, err
+	}
+	rep.Close(fmt.Sprintf("pulled %s as %s (%s)", ref, name, humanBytes(rec.Size)))
+	return rec, nil
 }
 
 // registryCategory sorts a registry's answer into our error categories.
@@ -149,8 +159,9 @@ func loopbackRef(ref string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// store unpacks img's layers (reusing those present) and records it.
-func (s *Store) store(ctx context.Context, imgName, source string, img v1.Image) (*Image, error) {
+// store unpacks img's layers (reusing those present) and records it,
+// showing each layer on rep when there is one.
+func (s *Store) store(ctx context.Context, imgName, source string, img v1.Image, rep *reporter) (*Image, error) {
 	start := time.Now()
 	cfg, err := img.ConfigFile()
 	if err != nil {
@@ -179,7 +190,18 @@ func (s *Store) store(ctx context.Context, imgName, source string, img v1.Image)
 		// The config's diffID is what the manifest digest vouches for; the
 		// unpacked stream is checked against it.
 		diffID := cfg.RootFS.DiffIDs[i].String()
-		size, err := s.ensureLayer(ctx, diffID, l.Uncompressed, nil)
+		var onBytes func(int64)
+		if rep != nil {
+			rep.Phase(fmt.Sprintf("layer %d/%d %.19s", i+1, len(layers), diffID))
+			var shown time.Time
+			onBytes = func(n int64) {
+				if time.Since(shown) >= 250*time.Millisecond {
+					shown = time.Now()
+					rep.Detail(humanBytes(n))
+				}
+			}
+		}
+		size, err := s.ensureLayer(ctx, diffID, l.Uncompressed, onBytes)
 		if err != nil {
 			return nil, fmt.Errorf("image %q: %w", imgName, err)
 		}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // testImage has every kind of entry in its lower layer and a whiteout and
@@ -48,7 +50,7 @@ func testImage(t *testing.T) v1.Image {
 }
 
 func TestStoreSources(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	ctx := context.Background()
 	img := testImage(t)
 	want, err := img.Digest()
@@ -74,20 +76,21 @@ func TestStoreSources(t *testing.T) {
 	t.Run("pull missing", func(t *testing.T) {
 		s, _ := newStore(t)
 		missing := strings.TrimPrefix(srv.URL, "http://") + "/test/img:nope"
-		if _, err := s.Pull(ctx, "x", missing); !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := s.Pull(ctx, "x", missing, nil); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("err = %v, want not found", err)
 		}
-		if _, err := s.Pull(ctx, "x", "UPPER/case:ref"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if _, err := s.Pull(ctx, "x", "UPPER/case:ref", nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("bad ref: err = %v, want invalid argument", err)
 		}
 	})
 
+	var pullProgress bytes.Buffer
 	for _, tc := range []struct {
 		name   string
 		store  func(s *Store) (*Image, error)
 		source string
 	}{
-		{"pull", func(s *Store) (*Image, error) { return s.Pull(ctx, "pulled", ref) }, "pull:" + ref},
+		{"pull", func(s *Store) (*Image, error) { return s.Pull(ctx, "pulled", ref, &pullProgress) }, "pull:" + ref},
 		{"oci-layout", func(s *Store) (*Image, error) { return s.Import(ctx, "layout", layoutDir) }, "oci-layout:" + layoutDir},
 		{"oci-archive", func(s *Store) (*Image, error) { return s.Import(ctx, "archive", tarDir(t, layoutDir)) }, "oci-archive:"},
 		{"docker-archive", func(s *Store) (*Image, error) { return s.Import(ctx, "docker", dockerTar) }, "docker-archive:" + dockerTar},
@@ -117,6 +120,13 @@ func TestStoreSources(t *testing.T) {
 				t.Errorf("LowerDirs %v: top layer must come first", lowers)
 			}
 			checkMerged(t, lowers)
+			if tc.name == "pull" {
+				for _, want := range []string{"resolving " + ref, "layer 1/2", "layer 2/2", "pulled " + ref + " as pulled"} {
+					if !strings.Contains(pullProgress.String(), want) {
+						t.Errorf("pull progress lacks %q:\n%s", want, pullProgress.String())
+					}
+				}
+			}
 		})
 	}
 }
@@ -194,7 +204,7 @@ func checkMerged(t *testing.T, lowers []string) {
 }
 
 func TestLayerSharing(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	ctx := context.Background()
 	s, logs := newStore(t)
 	common := layerOf(t, []ent{{name: "common", typ: tar.TypeReg, body: "shared"}})
@@ -254,7 +264,7 @@ func TestLayerSharing(t *testing.T) {
 }
 
 func TestDiffIDMismatch(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	s, _ := newStore(t)
 	l := layerOf(t, []ent{{name: "f", typ: tar.TypeReg, body: "x"}})
 	const wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000"

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestParseRecipe(t *testing.T) {
@@ -146,10 +146,8 @@ func TestReporterPlain(t *testing.T) {
 // dash and its libraries, a few seconds) twice at once and once more: only
 // one build may happen.
 func TestBuild(t *testing.T) {
-	requiresRoot(t)
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		t.Skip("mmdebstrap not installed")
-	}
+	testutil.RequiresRoot(t)
+	testutil.RequiresTool(t, "mmdebstrap")
 	r, err := ParseRecipe([]byte("suite bookworm\nmirror http://deb.debian.org/debian\nvariant extract\npackages dash\nenv PATH=/bin\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -211,10 +209,8 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildFailure(t *testing.T) {
-	requiresRoot(t)
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		t.Skip("mmdebstrap not installed")
-	}
+	testutil.RequiresRoot(t)
+	testutil.RequiresTool(t, "mmdebstrap")
 	r, err := ParseRecipe([]byte("suite bookworm\nmirror http://deb.debian.org/debian\nvariant extract\npackages no-such-package-hutch\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +232,7 @@ func TestBuildFailure(t *testing.T) {
 // TestEnsureDefault builds the real default image (1.5 GiB, 1–5 minutes):
 // opt in with HUTCH_TEST_DEFAULT_IMAGE=1.
 func TestEnsureDefault(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t)
 	if os.Getenv("HUTCH_TEST_DEFAULT_IMAGE") == "" {
 		t.Skip("set HUTCH_TEST_DEFAULT_IMAGE=1 to build the default image")
 	}

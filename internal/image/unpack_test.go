@@ -16,13 +16,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // TestMaliciousLayers imports layers that try to write outside their
 // directory. Each must fail with ErrInvalidArgument or land inside the
 // layer; the host dir and files they aim at must stay untouched.
 func TestMaliciousLayers(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	ctx := context.Background()
 
 	for _, tc := range []struct {
@@ -241,7 +242,7 @@ func TestCleanEntryPath(t *testing.T) {
 }
 
 func TestRemoveAllRefusesMounts(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mknod, chown, trusted xattrs or mounts
 	d := t.TempDir()
 	m := filepath.Join(d, "sub", "mnt")
 	if err := os.MkdirAll(m, 0o755); err != nil {

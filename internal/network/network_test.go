@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/hutch-sh/hutch/internal/nettest"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func dialFrom(t *testing.T, nsPath, addr string) (local, remote string, err error) {
@@ -69,7 +70,7 @@ func fakeUpstream(t *testing.T, addr string) (asked func(name string) bool) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", addr)
 	if err != nil {
-		t.Skipf("cannot bind a fake resolver on %s: %v", addr, err)
+		testutil.Unavailable(t, "cannot bind a fake resolver on %s: %v", addr, err)
 	}
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -93,6 +94,7 @@ func fakeUpstream(t *testing.T, addr string) (asked func(name string) bool) {
 }
 
 func TestSandboxNetwork(t *testing.T) {
+	testutil.RequiresRoot(t)
 	dir := t.TempDir()
 	resolv := filepath.Join(dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.153\n"), 0o644); err != nil {
@@ -278,12 +280,4 @@ func TestSandboxNetwork(t *testing.T) {
 	if n2.Subnet() != n.Subnet() {
 		t.Fatalf("subnet after restart %s, want %s", n2.Subnet(), n.Subnet())
 	}
-}
-
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("network tests need root")
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
 }

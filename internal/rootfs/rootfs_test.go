@@ -4,12 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestMountUnmount(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequiresRoot(t)
 	dir := t.TempDir()
 	lower := filepath.Join(dir, "with space", "lower")
 	if err := os.MkdirAll(lower, 0o755); err != nil {

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -10,22 +11,31 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestSetHostname(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequiresRoot(t)
+	testutil.RequiresTool(t, "unshare")
+	testutil.RequiresTool(t, "nsenter")
 	r := &Runc{log: slog.New(slog.DiscardHandler)}
 	host, _ := os.Hostname()
 
 	// A process in its own UTS namespace gets the new name; the host keeps its own.
 	cmd := exec.Command("unshare", "-u", "sleep", "30")
 	if err := cmd.Start(); err != nil {
-		t.Skipf("unshare: %v", err)
+		t.Fatalf("unshare: %v", err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	time.Sleep(100 * time.Millisecond) // let unshare exec sleep
+	// The pid is unshare's until it has made the namespace and exec'd sleep.
+	testutil.Eventually(t, 5*time.Second, func() error {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+		if err != nil || strings.TrimSpace(string(comm)) != "sleep" {
+			return fmt.Errorf("unshare has not exec'd sleep yet: %q %v", comm, err)
+		}
+		return nil
+	})
 	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
 	if err != nil {
 		t.Fatal(err)

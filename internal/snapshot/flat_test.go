@@ -10,13 +10,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // WriteFlat of a stack hides what the stack hid: whiteouts, opaque dirs.
 func TestWriteFlat(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("requires root")
-	}
+	testutil.RequiresRoot(t)
 	l1, l2, l3 := t.TempDir(), t.TempDir(), t.TempDir()
 	must := func(err error) {
 		t.Helper()

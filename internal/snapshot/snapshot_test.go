@@ -12,15 +12,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // upper builds what an overlay upper dir holds: files, a hardlink, a
 // symlink, a whiteout, an opaque dir and an xattr.
 func upper(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root (whiteouts are device nodes, opaque dirs trusted xattrs)")
-	}
+	testutil.RequiresRoot(t) // whiteouts are device nodes, opaque dirs trusted xattrs
 	d := t.TempDir()
 	must := func(err error) {
 		t.Helper()

@@ -19,6 +19,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // procs lists the processes called comm in sandbox name (pgrep -x).
@@ -252,17 +253,12 @@ func TestClientDisconnectKillsCommand(t *testing.T) {
 			sandbox := fmt.Sprintf("dc%d", i)
 			d.run(sandbox, "true")
 			tt.stream(t, sandbox)
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				left := procs(t, d, sandbox, "yes")
-				if left == "" {
-					break
+			testutil.Eventually(t, 5*time.Second, func() error {
+				if left := procs(t, d, sandbox, "yes"); left != "" {
+					return fmt.Errorf("yes still runs after the client left:\n%s", left)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("yes still runs 5s after the client left:\n%s", left)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }

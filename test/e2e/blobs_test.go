@@ -15,6 +15,7 @@ import (
 // an empty data dir; with the server down, snapshots fail as unavailable
 // and the sandbox runs on.
 func TestSnapshotAcrossDaemonsViaS3(t *testing.T) {
+	requireHost(t)
 	addr, stopS3 := blobtest.S3Server(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", blobtest.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", blobtest.SecretKey)
@@ -59,6 +60,7 @@ func TestSnapshotAcrossDaemonsViaS3(t *testing.T) {
 }
 
 func TestServeWithWrongS3Credentials(t *testing.T) {
+	requireHost(t)
 	addr, _ := blobtest.S3Server(t)
 	d := &daemon{t: t}
 	_, stderr, code := d.hutchEnv([]string{"AWS_ACCESS_KEY_ID=" + blobtest.AccessKey, "AWS_SECRET_ACCESS_KEY=wrong", "HUTCH_S3_INSECURE=1"}, "",

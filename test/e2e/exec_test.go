@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestExecCreatesOnDemandAndReuses(t *testing.T) {
@@ -156,23 +158,20 @@ func TestExecCancelKillsTree(t *testing.T) {
 		done <- err
 	}()
 	<-started
-	time.Sleep(200 * time.Millisecond)
-	if pgrep(t, d, "cancel", "sleep 200") == "" {
-		t.Fatal("command did not start")
-	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if n := strings.Count(pgrep(t, d, "cancel", "sleep 200"), "\n"); n < 3 {
+			return fmt.Errorf("%d of the command's 3 sleeps running", n)
+		}
+		return nil
+	})
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want canceled", err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		left := pgrep(t, d, "cancel", "sleep 200")
-		if left == "" {
-			break
+	testutil.Eventually(t, 3*time.Second, func() error {
+		if left := pgrep(t, d, "cancel", "sleep 200"); left != "" {
+			return fmt.Errorf("processes survived the cancelled call:\n%s", left)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("processes survived the cancelled call:\n%s", left)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }

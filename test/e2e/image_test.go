@@ -6,8 +6,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +23,7 @@ import (
 
 	"github.com/hutch-sh/hutch/client"
 	"github.com/hutch-sh/hutch/internal/image"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // busyboxLayout writes an OCI layout of an image holding only the host's
@@ -27,7 +32,7 @@ func busyboxLayout(t *testing.T) string {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("needs a static /bin/busybox: %v", err)
+		testutil.Unavailable(t, "needs a static /bin/busybox: %v", err)
 	}
 	// Fixed times keep the layer's digest stable, so reruns share one layer.
 	mtime := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -147,4 +152,60 @@ func TestImportedNonGlibcImage(t *testing.T) {
 	if got := d.run("tiny", "cat", "/workspace/n"); got != "hi" {
 		t.Errorf("file = %q", got)
 	}
+}
+
+// hutch image asks the daemon: ls lists the default image from the
+// daemon's store, build finds it current, and an unknown pull fails.
+func TestImageThroughDaemon(t *testing.T) {
+	t.Parallel()
+	d := newDaemon(t)
+	s, err := image.Open(cacheDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := s.Get("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, stderr, code := d.hutch("", "image", "ls", "--json")
+	if code != 0 {
+		t.Fatalf("image ls --json: exit %d: %s", code, stderr)
+	}
+	var imgs []struct{ Name, Digest, Size string }
+	if err := json.Unmarshal([]byte(out), &imgs); err != nil {
+		t.Fatalf("image ls --json: %v:\n%s", err, out)
+	}
+	found := false
+	for _, i := range imgs {
+		if i.Name == "default" {
+			found = true
+			if i.Digest != def.Digest || i.Size != strconv.FormatInt(def.Size, 10) {
+				t.Errorf("default image listed as %+v, the store has %s of %d bytes", i, def.Digest, def.Size)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("image ls --json lacks the default image:\n%s", out)
+	}
+
+	if out, stderr, code := d.hutch("", "image", "build"); code != 0 || !strings.HasPrefix(out, "default "+def.Digest+" ") {
+		t.Errorf("image build: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if _, stderr, code := d.hutch("", "image", "pull", "127.0.0.1:1/nothing:here"); code != 1 || !strings.Contains(stderr, "nothing") {
+		t.Errorf("pull from nowhere: exit %d, stderr %q", code, stderr)
+	}
+	if _, stderr, code := d.hutchEnv([]string{"HUTCH_URL=" + closedURL(t)}, "", "image", "ls"); code != 1 || !strings.Contains(stderr, "no hutch daemon answers") {
+		t.Errorf("image ls without a daemon: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// closedURL is a loopback address nothing listens on.
+func closedURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String()
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestInvalidNames(t *testing.T) {
@@ -111,16 +113,21 @@ func TestWarmPool(t *testing.T) {
 		}
 		return ids
 	}
-	// Let the pool (two by default) refill, then kill the daemon under it.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(unnamed()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond)
-	pooled := unnamed()
-	if len(pooled) == 0 {
-		t.Fatal("the warm pool did not refill")
-	}
+	// Let the pool (two by default) refill and its sandboxes run, then kill
+	// the daemon under it.
+	var pooled []string
+	testutil.Eventually(t, 30*time.Second, func() error {
+		pooled = unnamed()
+		if len(pooled) < 2 {
+			return fmt.Errorf("the warm pool did not refill: %d pooled sandboxes %v", len(pooled), pooled)
+		}
+		for _, id := range pooled {
+			if len(pidsInCgroup(id)) == 0 {
+				return fmt.Errorf("pooled sandbox %s runs nothing yet", id)
+			}
+		}
+		return nil
+	})
 	d.kill()
 	d.start()
 	for _, id := range pooled {
@@ -264,12 +271,12 @@ func killSandbox(t *testing.T, d *daemon, id string) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for range 100 {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/ns"); err != nil {
-			return
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if !zombie(strconv.Itoa(pid)) {
+			return fmt.Errorf("init %d of sandbox %s still alive after SIGKILL", pid, id)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestAgentCrashRecovers(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hutch-sh/hutch/client"
 	"github.com/hutch-sh/hutch/internal/nettest"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // reach reports what happens when sandbox name sends an HTTP GET to addr:
@@ -213,18 +214,16 @@ func gitServerOutside(t *testing.T) string {
 		_ = gd.Wait()
 	})
 	addr := net.JoinHostPort(peerIP, "9418")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if err := testutil.Poll(10*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("git daemon on %s did not come up: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	}); err != nil {
+		t.Fatalf("git daemon on %s did not come up: %v\n%s", addr, err, logs.String())
 	}
+	return addr
 }
 
 // Moving a data dir to another subnet renumbers its sandboxes: running ones

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // A dev server started in the background, waited on until it really
@@ -84,10 +86,12 @@ func TestProcessLogsFollowAndTreeKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(pgrep(t, d, "logs", "sleep 300"), "\n") < 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if n := strings.Count(pgrep(t, d, "logs", "sleep 300"), "\n"); n < 3 {
+			return fmt.Errorf("%d of the tree's 3 sleeps running", n)
+		}
+		return nil
+	})
 	if _, err := c.KillProcess(ctx, "logs", tree.Id, "", time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -148,13 +152,12 @@ while time.time() < end or n < 5 << 20:
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(pgrep(t, d, "flood", "^sleep 4000"), "\n") < 100 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := strings.Count(pgrep(t, d, "flood", "^sleep 4000"), "\n"); n != 100 {
-		t.Fatalf("%d children running, want 100", n)
-	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := strings.Count(pgrep(t, d, "flood", "^sleep 4000"), "\n"); n != 100 {
+			return fmt.Errorf("%d children running, want 100", n)
+		}
+		return nil
+	})
 	if _, err := c.KillProcess(ctx, "flood", p.Id, "", time.Second); err != nil {
 		t.Fatal(err)
 	}

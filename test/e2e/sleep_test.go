@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // Sleep through the CLI; a preview URL wakes the sandbox; ports keep their
@@ -53,17 +55,16 @@ func TestSleepAndWake(t *testing.T) {
 	if _, stderr, code := d.hutch("", "sleep", "nap", "--after", "1s"); code != 0 {
 		t.Fatalf("hutch sleep --after: %s", stderr)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s, _ := c.Get(ctx, "nap")
-		if s.State == hutchv1.State_STATE_SLEEPING {
-			break
+	testutil.Eventually(t, 10*time.Second, func() error {
+		s, err := c.Get(ctx, "nap")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state %s 10s after sleepAfter 1s, want sleeping", s.State)
+		if s.State != hutchv1.State_STATE_SLEEPING {
+			return fmt.Errorf("state %s after sleepAfter 1s, want sleeping", s.State)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if out := d.run("nap", "cat", "/workspace/f"); out != "kept\n" {
 		t.Errorf("after idle sleep: %q", out)
 	}

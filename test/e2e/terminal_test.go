@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/hutch-sh/hutch/client"
 	"github.com/hutch-sh/hutch/internal/termtest"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func attachTerm(t *testing.T, c *client.Client, name, id string) *termtest.Screen {
@@ -126,15 +128,17 @@ func TestShellCLI(t *testing.T) {
 	defer cmd.Process.Kill()
 	out := &syncBuffer{}
 	go io.Copy(out, ptmx)
+	saw := func(want string) func() error {
+		return func() error {
+			if !strings.Contains(out.String(), want) {
+				return fmt.Errorf("never saw %q in %q", want, out.String())
+			}
+			return nil
+		}
+	}
 	waitOut := func(want string) {
 		t.Helper()
-		deadline := time.Now().Add(termtest.Timeout)
-		for !strings.Contains(out.String(), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("never saw %q in %q", want, out.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testutil.Eventually(t, termtest.Timeout, saw(want))
 	}
 	send := func(s string) {
 		if _, err := ptmx.Write([]byte(s)); err != nil {
@@ -146,16 +150,24 @@ func TestShellCLI(t *testing.T) {
 	waitOut("30 100")
 	waitOut("raw-42")
 	send("sleep 30\r")
-	time.Sleep(300 * time.Millisecond)
+	testutil.Eventually(t, termtest.Timeout, func() error { // ^C must find it running
+		if pgrep(t, d, "cli", "^sleep 30$") == "" {
+			return errors.New("sleep 30 is not running")
+		}
+		return nil
+	})
 	send("\x03")
 	send("echo after-$((40+2))\r")
 	waitOut("after-42")
 	if err := pty.Setsize(tty, &pty.Winsize{Cols: 132, Rows: 43}); err != nil { // SIGWINCH to hutch shell
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	send("stty size\r")
-	waitOut("43 132")
+	// The resize travels SIGWINCH → hutch shell → daemon → agent; ask again
+	// until it has arrived.
+	testutil.Eventually(t, termtest.Timeout, func() error {
+		send("stty size\r")
+		return testutil.Poll(300*time.Millisecond, saw("43 132"))
+	})
 
 	ts, err := d.Client.Terminals(context.Background(), "cli")
 	if err != nil || len(ts) != 1 {

@@ -12,6 +12,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/client"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // watcher is one Watch stream through the SDK, its events collected.
@@ -218,18 +219,13 @@ func TestWatchNoLeaks(t *testing.T) {
 			t.Fatalf("watch %d: %v", i, err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		out := d.run("leak", "sh", "-c", "ls -l /proc/1/fd | grep -c inotify || true")
-		n, _ := strconv.Atoi(strings.TrimSpace(out))
-		if n <= 3 {
-			return
+		if n, _ := strconv.Atoi(strings.TrimSpace(out)); n > 3 {
+			return fmt.Errorf("%d inotify instances in the agent after 500 watches on 3 paths", n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d inotify instances in the agent after 500 watches on 3 paths", n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestWatchBadInput(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/sandbox"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // Runtime is what the suite drives; manager.Runtime has the same methods.
@@ -40,11 +41,9 @@ const cgroupParent = "/hutch-runtimetest"
 // static busybox at /bin/busybox, and makes the test process a child
 // subreaper, as the daemon is, so exited container inits are reaped.
 func Run(t *testing.T, newRuntime func(t *testing.T) Runtime) {
-	if os.Geteuid() != 0 {
-		t.Skip("runtimetest: needs root")
-	}
+	testutil.RequiresRoot(t)
 	if _, err := os.Stat(Busybox); err != nil {
-		t.Skipf("runtimetest: needs a static busybox at %s: %v", Busybox, err)
+		testutil.Unavailable(t, "runtimetest: needs a static busybox at %s: %v", Busybox, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatalf("become child subreaper: %v", err)
