@@ -13,6 +13,9 @@ command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+# The code kernels' conformance suite runs the Python kernel on the host.
+/usr/bin/python3 -c 'import ipykernel, zmq' >/dev/null 2>&1 || missing="$missing python3-ipykernel python3-zmq"
+/usr/bin/python3 -c 'import matplotlib, matplotlib_inline' >/dev/null 2>&1 || missing="$missing python3-matplotlib python3-matplotlib-inline"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive
