@@ -66,9 +66,17 @@ var (
 
 // The conformance suite: what every kernel must do, run against each real
 // kernel (as containerd's snapshotter testsuite is run by each snapshotter).
-func TestPythonConformance(t *testing.T)     { runSuite(t, newKernels(t, Python), pythonDialect) }
-func TestJavaScriptConformance(t *testing.T) { runSuite(t, newKernels(t, JavaScript), javaScriptDialect) }
-func TestTypeScriptConformance(t *testing.T) { runSuite(t, newKernels(t, TypeScript), typeScriptDialect) }
+func TestPythonConformance(t *testing.T) {
+	runSuite(t, newKernels(t, Python), pythonDialect)
+}
+
+func TestJavaScriptConformance(t *testing.T) {
+	runSuite(t, newKernels(t, JavaScript), javaScriptDialect)
+}
+
+func TestTypeScriptConformance(t *testing.T) {
+	runSuite(t, newKernels(t, TypeScript), typeScriptDialect)
+}
 
 func runSuite(t *testing.T, s *Service, d dialect) {
 	for _, tc := range []struct {
