@@ -135,3 +135,10 @@ func RequireGone(tb testing.TB, pids []int, d time.Duration) {
 		}
 	}
 }
+
+// Unimplemented answers every ProcessService call unimplemented. Embedded
+// in a test's handler beside the services under test, its methods are one
+// level deeper than theirs, so theirs win.
+type Unimplemented struct {
+	hutchv1connect.UnimplementedProcessServiceHandler
+}

@@ -34,14 +34,10 @@ func (noSessions) Run(context.Context, *hutchv1.ExecRequest, Sink) error {
 }
 
 // handler serves the exec calls; the rest of the ProcessService is
-// unimplemented here (one level down, so Service's methods win).
+// unimplemented here.
 type handler struct {
 	*Service
-	unimplemented
-}
-
-type unimplemented struct {
-	hutchv1connect.UnimplementedProcessServiceHandler
+	agenttest.Unimplemented
 }
 
 func newService(tb testing.TB, baseEnv []string) *Service {

@@ -26,15 +26,10 @@ import (
 func TestMain(m *testing.M) { agenttest.Main(m) }
 
 // handler serves the background-process calls; the rest of the
-// ProcessService is unimplemented here (one level down, so Service's
-// methods win).
+// ProcessService is unimplemented here.
 type handler struct {
 	*Service
-	unimplemented
-}
-
-type unimplemented struct {
-	hutchv1connect.UnimplementedProcessServiceHandler
+	agenttest.Unimplemented
 }
 
 // newBg serves a Service in-process; tune (if set) adjusts its limits

@@ -30,16 +30,11 @@ func TestMain(m *testing.M) { agenttest.Main(m) }
 type execs = exec.Service
 
 // handler serves exec and the session calls, as the agent does; the rest
-// of the ProcessService is unimplemented here (one level down, so the
-// services' methods win).
+// of the ProcessService is unimplemented here.
 type handler struct {
 	*execs
 	*Service
-	unimplemented
-}
-
-type unimplemented struct {
-	hutchv1connect.UnimplementedProcessServiceHandler
+	agenttest.Unimplemented
 }
 
 // newSessionClient serves a Service as the agent does (Exec through the raw
