@@ -1,5 +1,6 @@
 // Package registry holds what an agent service keeps by id (running
-// execs, background processes, sessions, terminals): ids given or made up,
+// execs, background processes, sessions, terminals, code contexts): ids
+// given or made up,
 // get-or-create, lookups, listing, removal, a cap on finished entries, and
 // a close that refuses new entries once the agent shuts down.
 package registry
@@ -42,6 +43,8 @@ type Options[T any] struct {
 	// MaxEnded set, Prune forgets the oldest finished ones beyond it.
 	Ended    func(T) (time.Time, bool)
 	MaxEnded int
+	// Max bounds the entries; 0: no bound.
+	Max int
 }
 
 // Registry maps ids to entries of one kind ("process", "session",
@@ -117,6 +120,10 @@ func (r *Registry[T]) takenLocked(id string) bool {
 func (r *Registry[T]) reusable(v T) bool { return r.opts.Reusable != nil && r.opts.Reusable(v) }
 
 func (r *Registry[T]) createLocked(id string, create func(string) (T, error)) (T, error) {
+	if _, replaces := r.byID[id]; !replaces && r.opts.Max > 0 && len(r.byID) >= r.opts.Max {
+		var zero T
+		return zero, fmt.Errorf("%s: at most %d; delete one first: %w", r.kind, r.opts.Max, errdefs.ErrResourceExhausted)
+	}
 	v, err := create(id)
 	if err != nil {
 		var zero T

@@ -168,3 +168,38 @@ func TestClose(t *testing.T) {
 		t.Fatalf("GetOrCreate after Close: %v", err)
 	}
 }
+
+func TestMax(t *testing.T) {
+	r := New("code context", Options[*entry]{Max: 2, Reusable: func(e *entry) bool { return !e.ended.IsZero() }})
+	a, _ := r.Add("a", make1)
+	if _, err := r.Add("b", make1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Add("c", make1); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Fatalf("third of at most 2: %v", err)
+	}
+	if _, _, err := r.GetOrCreate("c", make1); !errors.Is(err, errdefs.ErrResourceExhausted) {
+		t.Fatalf("GetOrCreate of a third: %v", err)
+	}
+	if _, created, err := r.GetOrCreate("a", make1); err != nil || created {
+		t.Fatalf("GetOrCreate of an existing one when full: %v %v", created, err)
+	}
+	// Taking an ended entry's id does not add one.
+	a.ended = time.Now()
+	if _, err := r.Add("a", make1); err != nil {
+		t.Fatalf("reuse when full: %v", err)
+	}
+	r.Remove("b", mustGet(t, r, "b"))
+	if _, err := r.Add("c", make1); err != nil {
+		t.Fatalf("after a removal: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, r *Registry[*entry], id string) *entry {
+	t.Helper()
+	e, err := r.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
