@@ -16,6 +16,9 @@ command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 # The Python SDK is tested with Debian's python3, httpx and pytest.
 /usr/bin/python3 -c 'import httpx' >/dev/null 2>&1 || missing="$missing python3-httpx"
 /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing="$missing python3-pytest"
+# The code kernels' conformance suite runs the Python kernel on the host.
+/usr/bin/python3 -c 'import ipykernel, zmq' >/dev/null 2>&1 || missing="$missing python3-ipykernel python3-zmq"
+/usr/bin/python3 -c 'import matplotlib, matplotlib_inline' >/dev/null 2>&1 || missing="$missing python3-matplotlib python3-matplotlib-inline"
 if [ -n "$missing" ]; then
   echo "installing:$missing"
   export DEBIAN_FRONTEND=noninteractive

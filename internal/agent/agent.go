@@ -22,7 +22,8 @@ import (
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
 	"github.com/hutch-sh/hutch/internal/agent/files"
 	"github.com/hutch-sh/hutch/internal/agent/kernel"
-	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agent/pty"
+	"github.com/hutch-sh/hutch/internal/agent/spawn"
 	"github.com/hutch-sh/hutch/internal/agent/watch"
 	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentapi/tunnel"
@@ -44,7 +45,7 @@ const MaxMessageBytes = 8 << 20
 // Run serves until ctx ends or the agent is told to stop by a signal.
 func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	// Reap before anything forks so no exit is missed.
-	reaper := proc.NewReaper()
+	reaper := spawn.NewReaper()
 	defer reaper.Stop()
 
 	if err := os.MkdirAll(filepath.Join(o.Root, o.Workdir), 0o755); err != nil {
@@ -63,18 +64,20 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 
 	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes), connect.WithCompressMinBytes(64 << 10)}
 	mux := http.NewServeMux()
-	procs := proc.New(log, reaper, childEnv(), o.Workdir)
+	sp := spawn.New(reaper, childEnv(), o.Workdir)
+	procs := newProcessService(log, sp)
 	procPath, procHandler := hutchv1connect.NewProcessServiceHandler(procs, opts...)
 	mux.Handle(procPath, procHandler)
 	mux.Handle(hutchv1connect.ProcessServiceExecProcedure, procs.ExecHandler(procHandler, MaxMessageBytes))
-	mux.Handle(hutchv1connect.NewTerminalServiceHandler(procs, opts...))
-	mux.Handle(agentapi.TerminalPath, procs.TerminalHandler())
+	terms := pty.New(log, sp)
+	mux.Handle(hutchv1connect.NewTerminalServiceHandler(terms, opts...))
+	mux.Handle(agentapi.TerminalPath, terms.TerminalHandler())
 	fs := files.New(o.Root, log)
 	mux.Handle(hutchv1connect.NewFileServiceHandler(fs, opts...))
 	mux.Handle(agentapi.FilesPath, fs.ContentHandler())
 	watches := watch.New(log, fs, watch.Options{})
 	mux.Handle(hutchv1connect.NewWatchServiceHandler(watches, opts...))
-	kernels := kernel.New(log, procs, o.Workdir, filepath.Join(os.TempDir(), "hutch-kernels"), proc.KeepAliveInterval)
+	kernels := kernel.New(log, sp, o.Workdir, filepath.Join(os.TempDir(), "hutch-kernels"), spawn.KeepAliveInterval)
 	mux.Handle(hutchv1connect.NewCodeServiceHandler(kernels, opts...))
 	mux.Handle(tunnel.Path, tunnel.Handler{Host: "127.0.0.1", Log: log})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -96,6 +99,7 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	_ = srv.Shutdown(sctx)
 	kernels.Close()
 	procs.Close()
+	terms.Close()
 	if os.Getpid() == 1 {
 		stopAll()
 	}

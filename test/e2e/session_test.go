@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -50,8 +49,32 @@ func TestSessions(t *testing.T) {
 	if _, stderr, code := d.hutch("", "session", "rm", "sess", "dev"); code != 0 {
 		t.Fatal(stderr)
 	}
-	_, err := d.Client.Exec(ctx, "sess", client.Command{Argv: []string{"pwd"}, Session: "dev"})
-	if !errors.Is(err, client.ErrNotFound) {
-		t.Fatalf("exec in a removed session: %v", err)
+	// An exec in a removed session gets a fresh one under the id.
+	var out strings.Builder
+	st, err := d.Client.Exec(ctx, "sess", client.Command{Argv: []string{"pwd"}, Session: "dev", Stdout: &out})
+	if err != nil || st.Code != 0 || out.String() != "/workspace\n" {
+		t.Fatalf("exec in a removed session: %v %+v %q, want a new session in /workspace", err, st, out.String())
+	}
+}
+
+// Sessions are got or created by id, as sandboxes by name: the first exec
+// in session s1 creates it (and the sandbox), the next sees its cwd.
+func TestSessionCreatedByExec(t *testing.T) {
+	d := newDaemon(t)
+	for _, st := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"cd", "/tmp"}, ""},
+		{[]string{"pwd"}, "/tmp\n"},
+	} {
+		args := append([]string{"exec", "--session", "s1", "ondemand", "--"}, st.argv...)
+		out, stderr, code := d.hutch("", args...)
+		if code != 0 || out != st.want {
+			t.Fatalf("hutch %v: exit %d, %q (stderr %q), want exit 0 and %q", args, code, out, stderr, st.want)
+		}
+	}
+	if out, _, _ := d.hutch("", "session", "ls", "ondemand"); !strings.Contains(out, "s1") {
+		t.Fatalf("session ls does not list s1:\n%s", out)
 	}
 }

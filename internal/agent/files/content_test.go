@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestContentRoundTrip(t *testing.T) {
@@ -275,12 +278,13 @@ func (e *env) tempFiles() []string {
 	return out
 }
 
+// waitFor polls cond for up to 10s and reports whether it came true.
 func waitFor(t *testing.T, cond func() bool) bool {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return true
+	return testutil.Poll(10*time.Second, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-	}
-	return false
+		return nil
+	}) == nil
 }

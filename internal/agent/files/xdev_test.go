@@ -9,20 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
-
-// requiresRoot skips tests that mount; CI runs as root.
-func requiresRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("root test: needs to mount a tmpfs")
-	}
-}
 
 // TestRenameAcrossFilesystems renames onto a tmpfs mounted inside the root,
 // where rename(2) fails with EXDEV and the service copies instead.
 func TestRenameAcrossFilesystems(t *testing.T) {
-	requiresRoot(t)
+	testutil.RequiresRoot(t) // mounts a tmpfs
 	tests := []struct {
 		name      string
 		from, to  string
@@ -63,7 +56,7 @@ func TestRenameAcrossFilesystems(t *testing.T) {
 			mnt := e.host("/mnt")
 			mustDo(t, os.Mkdir(mnt, 0o755))
 			if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=16m"); err != nil {
-				t.Skipf("mount tmpfs: %v", err)
+				testutil.Unavailable(t, "mount tmpfs: %v", err)
 			}
 			t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
 			e.writeHost("/workspace/f", "F")

@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agent/spawn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -40,10 +40,10 @@ func ParseLanguage(s string) (string, error) {
 
 // Spawner starts the kernels' processes as children of the agent.
 type Spawner interface {
-	Spawn(r proc.SpawnRequest) (*proc.Child, error)
+	Spawn(r spawn.SpawnRequest) (*spawn.Child, error)
 }
 
-var _ Spawner = (*proc.Service)(nil)
+var _ Spawner = (*spawn.Spawner)(nil)
 
 // cellEnd is how a cell ended, as the kernel saw it.
 type cellEnd struct {
@@ -59,7 +59,7 @@ type kernel interface {
 	// execute runs one cell, emitting its output as it comes, until the
 	// kernel reports the cell done, ctx ends, or the kernel exits.
 	execute(ctx context.Context, code string, out emit) (cellEnd, error)
-	child() *proc.Child
+	child() *spawn.Child
 	// close stops the kernel and removes its files.
 	close()
 }

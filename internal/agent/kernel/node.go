@@ -14,7 +14,7 @@ import (
 	"syscall"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agent/spawn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -28,7 +28,7 @@ const maxNodeLine = 64 << 20
 // node is a Node process running runner.js, spoken to in JSON lines over a
 // socketpair on its fd 3.
 type node struct {
-	proc  *proc.Child
+	proc  *spawn.Child
 	dir   string
 	conn  net.Conn
 	wg    sync.WaitGroup
@@ -77,7 +77,7 @@ func startNode(ctx context.Context, sp Spawner, dir, lang, cwd string, env map[s
 	if err != nil {
 		return nil, fmt.Errorf("%s kernel: %w", lang, err)
 	}
-	child, err := sp.Spawn(proc.SpawnRequest{
+	child, err := sp.Spawn(spawn.SpawnRequest{
 		Argv:  []string{"node", script, lang},
 		Env:   env,
 		Cwd:   cwd,
@@ -197,7 +197,7 @@ func mergeOutput(m nodeMsg, msgs <-chan nodeMsg) (string, *nodeMsg) {
 	return b.String(), nil
 }
 
-func (k *node) child() *proc.Child { return k.proc }
+func (k *node) child() *spawn.Child { return k.proc }
 
 func (k *node) close() { k.once.Do(k.stop) }
 

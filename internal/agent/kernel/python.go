@@ -16,14 +16,14 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agent/spawn"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
 // python is an ipykernel process and our shell and iopub sockets to it,
 // over ipc (unix sockets in the kernel's private directory).
 type python struct {
-	proc   *proc.Child
+	proc   *spawn.Child
 	dir    string
 	sg     signer
 	shell  zmq4.Socket
@@ -74,7 +74,7 @@ func startPython(ctx context.Context, sp Spawner, dir, cwd string, env map[strin
 	for k, v := range env {
 		kenv[k] = v
 	}
-	child, err := sp.Spawn(proc.SpawnRequest{
+	child, err := sp.Spawn(spawn.SpawnRequest{
 		// History in memory: parallel kernels would fight over one sqlite file.
 		Argv:  []string{"python3", "-m", "ipykernel_launcher", "-f", connFile, "--HistoryManager.hist_file=:memory:"},
 		Env:   kenv,
@@ -119,7 +119,7 @@ func startPython(ctx context.Context, sp Spawner, dir, cwd string, env map[strin
 }
 
 // waitFiles waits until every path exists, the child exits, or ctx ends.
-func waitFiles(ctx context.Context, child *proc.Child, paths ...string) error {
+func waitFiles(ctx context.Context, child *spawn.Child, paths ...string) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -304,7 +304,7 @@ func pythonError(content json.RawMessage, count string) *hutchv1.CodeError {
 	return e
 }
 
-func (k *python) child() *proc.Child { return k.proc }
+func (k *python) child() *spawn.Child { return k.proc }
 
 func (k *python) close() { k.once.Do(k.stop) }
 

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
-	"github.com/hutch-sh/hutch/internal/agent/proc"
+	"github.com/hutch-sh/hutch/internal/agent/spawn"
 )
 
 // router hands a kernel's messages, read by one goroutine per socket, to
@@ -63,7 +63,7 @@ func (d died) end(res cellEnd) cellEnd {
 }
 
 // next waits for a cell's next message, the kernel's exit, or ctx's end.
-func next[M any](ctx context.Context, msgs <-chan M, k *proc.Child) (M, died, error) {
+func next[M any](ctx context.Context, msgs <-chan M, k *spawn.Child) (M, died, error) {
 	var m M
 	select {
 	case m = <-msgs:

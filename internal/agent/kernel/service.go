@@ -2,13 +2,10 @@ package kernel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"sync"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/api/hutch/v1/hutchv1connect"
+	"github.com/hutch-sh/hutch/internal/agent/registry"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
@@ -33,8 +31,6 @@ const (
 	startTimeout = 60 * time.Second
 )
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
 // Service implements CodeService in the agent.
 type Service struct {
 	log       *slog.Logger
@@ -42,9 +38,7 @@ type Service struct {
 	workdir   string
 	dir       string        // kernels' private files, one directory each
 	keepAlive time.Duration // quiet time before a RunCode stream sends a keep-alive
-
-	mu       sync.Mutex
-	contexts map[string]*codeContext
+	contexts  *registry.Registry[*codeContext]
 }
 
 var _ hutchv1connect.CodeServiceHandler = (*Service)(nil)
@@ -53,7 +47,10 @@ var _ hutchv1connect.CodeServiceHandler = (*Service)(nil)
 // says otherwise, keep their files under dir, and send keep-alives on
 // quiet streams every keepAlive.
 func New(log *slog.Logger, sp Spawner, workdir, dir string, keepAlive time.Duration) *Service {
-	return &Service{log: log, spawn: sp, workdir: workdir, dir: dir, keepAlive: keepAlive, contexts: make(map[string]*codeContext)}
+	return &Service{
+		log: log, spawn: sp, workdir: workdir, dir: dir, keepAlive: keepAlive,
+		contexts: registry.New("code context", registry.Options[*codeContext]{Max: maxContexts}),
+	}
 }
 
 // codeContext is one context: its settings and, once used, its kernel.
@@ -83,12 +80,35 @@ func (s *Service) CreateCodeContext(_ context.Context, req *connect.Request[hutc
 }
 
 func (s *Service) create(id, language, cwd string, env map[string]string, isDefault bool) (*codeContext, error) {
-	lang, err := ParseLanguage(language)
+	if id != "" {
+		if err := registry.CheckID("code context", id); err != nil {
+			return nil, err
+		}
+	}
+	c, err := s.newContext(language, cwd, env, isDefault)
 	if err != nil {
 		return nil, err
 	}
-	if id != "" && !validID.MatchString(id) {
-		return nil, fmt.Errorf("context id %q: want 1-64 characters of [A-Za-z0-9_.-]: %w", id, errdefs.ErrInvalidArgument)
+	return s.contexts.Add(id, c.named)
+}
+
+// getOrCreate returns context id, creating it in the workdir if there is none.
+func (s *Service) getOrCreate(id, language string, isDefault bool) (*codeContext, error) {
+	c, _, err := s.contexts.GetOrCreate(id, func(id string) (*codeContext, error) {
+		c, err := s.newContext(language, "", nil, isDefault)
+		if err != nil {
+			return nil, err
+		}
+		return c.named(id)
+	})
+	return c, err
+}
+
+// newContext checks a context's settings and makes it, without an id.
+func (s *Service) newContext(language, cwd string, env map[string]string, isDefault bool) (*codeContext, error) {
+	lang, err := ParseLanguage(language)
+	if err != nil {
+		return nil, err
 	}
 	if cwd == "" {
 		cwd = s.workdir
@@ -98,19 +118,12 @@ func (s *Service) create(id, language, cwd string, env map[string]string, isDefa
 	if fi, err := os.Stat(cwd); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("cwd %q: no such directory: %w", cwd, errdefs.ErrNotFound)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id == "" {
-		for id = newMsgID()[:16]; s.contexts[id] != nil; id = newMsgID()[:16] {
-		}
-	} else if s.contexts[id] != nil {
-		return nil, fmt.Errorf("code context %q: %w", id, errdefs.ErrAlreadyExists)
-	}
-	if len(s.contexts) >= maxContexts {
-		return nil, fmt.Errorf("code contexts: at most %d per sandbox; delete one first: %w", maxContexts, errdefs.ErrResourceExhausted)
-	}
-	c := &codeContext{id: id, lang: lang, cwd: cwd, env: env, created: time.Now(), isDefault: isDefault, turn: make(chan struct{}, 1)}
-	s.contexts[id] = c
+	return &codeContext{lang: lang, cwd: cwd, env: env, created: time.Now(), isDefault: isDefault, turn: make(chan struct{}, 1)}, nil
+}
+
+// named gives c the id the registry chose.
+func (c *codeContext) named(id string) (*codeContext, error) {
+	c.id = id
 	return c, nil
 }
 
@@ -126,18 +139,7 @@ func (c *codeContext) info() *hutchv1.CodeContext {
 }
 
 func (s *Service) ListCodeContexts(context.Context, *connect.Request[hutchv1.ListCodeContextsRequest]) (*connect.Response[hutchv1.ListCodeContextsResponse], error) {
-	s.mu.Lock()
-	cs := make([]*codeContext, 0, len(s.contexts))
-	for _, c := range s.contexts {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	sort.Slice(cs, func(i, j int) bool {
-		if !cs[i].created.Equal(cs[j].created) {
-			return cs[i].created.Before(cs[j].created)
-		}
-		return cs[i].id < cs[j].id
-	})
+	cs := registry.Sorted(s.contexts, func(c *codeContext) time.Time { return c.created })
 	res := &hutchv1.ListCodeContextsResponse{Contexts: make([]*hutchv1.CodeContext, len(cs))}
 	for i, c := range cs {
 		res.Contexts[i] = c.info()
@@ -145,22 +147,11 @@ func (s *Service) ListCodeContexts(context.Context, *connect.Request[hutchv1.Lis
 	return connect.NewResponse(res), nil
 }
 
-func (s *Service) lookup(id string) (*codeContext, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.contexts[id]
-	if !ok {
-		return nil, fmt.Errorf("code context %q: %w", id, errdefs.ErrNotFound)
-	}
-	return c, nil
-}
+func (s *Service) lookup(id string) (*codeContext, error) { return s.contexts.Get(id) }
 
 func (s *Service) DeleteCodeContext(_ context.Context, req *connect.Request[hutchv1.DeleteCodeContextRequest]) (*connect.Response[hutchv1.DeleteCodeContextResponse], error) {
-	s.mu.Lock()
-	c, ok := s.contexts[req.Msg.Id]
-	delete(s.contexts, req.Msg.Id)
-	s.mu.Unlock()
-	if !ok {
+	c, err := s.contexts.Get(req.Msg.Id)
+	if err != nil || !s.contexts.Remove(req.Msg.Id, c) {
 		return nil, errdefs.ToConnect(fmt.Errorf("code context %q: %w", req.Msg.Id, errdefs.ErrNotFound))
 	}
 	c.shutdown()
@@ -196,12 +187,9 @@ func (s *Service) InterruptCode(_ context.Context, req *connect.Request[hutchv1.
 	return connect.NewResponse(&hutchv1.InterruptCodeResponse{Interrupted: true}), nil
 }
 
-// Close stops every kernel.
+// Close stops every kernel; later runs fail as unavailable.
 func (s *Service) Close() {
-	s.mu.Lock()
-	cs := s.contexts
-	s.contexts = make(map[string]*codeContext)
-	s.mu.Unlock()
+	cs := s.contexts.Close()
 	var wg sync.WaitGroup
 	for _, c := range cs {
 		wg.Go(c.shutdown)
@@ -217,21 +205,14 @@ func (s *Service) resolve(r *hutchv1.RunCodeRequest) (*codeContext, error) {
 		if err != nil {
 			return nil, fmt.Errorf("run code without a context: %w", err)
 		}
-		if c, err := s.lookup(defaultID(lang)); err == nil {
-			return c, nil
-		}
-		c, err := s.create(defaultID(lang), lang, "", nil, true)
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			return s.lookup(defaultID(lang)) // created meanwhile
-		}
-		return c, err
+		return s.getOrCreate(defaultID(lang), lang, true)
 	}
-	c, err := s.lookup(r.Context)
-	if err != nil && r.Create && r.Language != "" {
-		c, err = s.create(r.Context, r.Language, "", nil, false)
-		if errors.Is(err, errdefs.ErrAlreadyExists) {
-			c, err = s.lookup(r.Context)
-		}
+	var c *codeContext
+	var err error
+	if r.Create && r.Language != "" {
+		c, err = s.getOrCreate(r.Context, r.Language, false)
+	} else {
+		c, err = s.lookup(r.Context)
 	}
 	if err != nil {
 		return nil, err

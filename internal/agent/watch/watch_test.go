@@ -17,6 +17,7 @@ import (
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/agent/files"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 type env struct {
@@ -211,7 +212,9 @@ func TestRenames(t *testing.T) {
 	}
 	mustRename(t, e.host("/workspace/y/d2"), e.host("/outside/d3"))
 	s.untilEvent(moveFrom, "/workspace/y/d2")
-	time.Sleep(50 * time.Millisecond)
+	// Once an event after the move arrives, the watcher has handled the move.
+	e.write("/workspace/after-move", "")
+	s.untilEvent(create, "/workspace/after-move")
 	e.write("/outside/d3/sub/g", "4")
 	e.write("/workspace/marker", "")
 	for _, ev := range append(s.quiet(300*time.Millisecond), s.seen...) {
@@ -359,7 +362,14 @@ func TestSlowClientOverflows(t *testing.T) {
 	for i := range maxQueue + maxBatch + 100 {
 		e.write(fmt.Sprintf("/workspace/g%05d", i), "")
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The watcher reads the writes while the client is blocked, until its
+	// queue overflows.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := e.svc.dropped(); n == 0 {
+			return errors.New("no events dropped yet")
+		}
+		return nil
+	})
 	close(block)
 	timeout := time.After(10 * time.Second)
 	for {
@@ -445,14 +455,13 @@ func TestCheckChanges(t *testing.T) {
 	// Changes made with no stream open are still recorded.
 	e.write("/workspace/b", "2")
 	e.write("/workspace/sub/c", "3")
-	deadline := time.Now().Add(5 * time.Second)
 	var res *hutchv1.CheckChangesResponse
-	for time.Now().Before(deadline) {
-		if res = check(v); len(res.Paths) >= 3 {
-			break
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if res = check(v); len(res.Paths) < 3 {
+			return fmt.Errorf("changes so far: %v", res)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if res.Status != hutchv1.ChangeStatus_CHANGE_STATUS_CHANGED || !res.PathsComplete ||
 		strings.Join(res.Paths, " ") != "/workspace/b /workspace/sub /workspace/sub/c" {
 		t.Fatalf("after changes: %v", res)
@@ -509,4 +518,30 @@ func TestBadRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropped counts the events every stream's queue dropped, for tests that
+// wait for an overflow.
+func (s *Service) dropped() int {
+	s.hub.mu.Lock()
+	trees := make([]*tree, 0, len(s.hub.trees))
+	for _, t := range s.hub.trees {
+		trees = append(trees, t)
+	}
+	s.hub.mu.Unlock()
+	n := 0
+	for _, t := range trees {
+		t.mu.Lock()
+		subs := make([]*sub, 0, len(t.subs))
+		for sb := range t.subs {
+			subs = append(subs, sb)
+		}
+		t.mu.Unlock()
+		for _, sb := range subs {
+			sb.mu.Lock()
+			n += sb.dropped
+			sb.mu.Unlock()
+		}
+	}
+	return n
 }
