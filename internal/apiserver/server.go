@@ -65,6 +65,9 @@ type Config struct {
 	Egress Egress
 	// Backups, when set, serves directory backups.
 	Backups *backup.Store
+	// MCP, when set, serves the MCP endpoint at /mcp, behind the same
+	// host, origin and key checks as the rest of the API.
+	MCP http.Handler
 }
 
 // Server is the API's http.Handler.
@@ -106,6 +109,9 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 	}
 	if roots, ok := sb.(Roots); ok && cfg.Backups != nil {
 		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{roots: roots, st: cfg.Backups}, opts...))
+	}
+	if cfg.MCP != nil {
+		s.mux.HandleFunc("/mcp", s.requireKey(cfg.MCP.ServeHTTP))
 	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
