@@ -120,7 +120,7 @@ func (t *tools) read(ctx context.Context, _ *sdk.CallToolRequest, in readArgs) (
 			buf = buf[:len(buf)-1]
 		}
 		next := in.Offset + int64(len(buf))
-		return text("%s\n[... file continues: %d of %d bytes shown; call read_file with offset %d for more ...]", buf, next, size, next), nil, nil
+		return text("%s\n[... the file goes on: this is bytes %d to %d of %d; call read_file with offset %d for more ...]", buf, in.Offset, next, size, next), nil, nil
 	}
 	return text("%s", buf), nil, nil
 }

@@ -4,6 +4,7 @@
 package mcp
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -30,7 +31,7 @@ func NewServer(c *client.Client, log *slog.Logger) *sdk.Server {
 func newServer(c *client.Client, log *slog.Logger, cache *sdk.SchemaCache) *sdk.Server {
 	s := sdk.NewServer(&sdk.Implementation{Name: "hutch", Title: "hutch sandboxes", Version: Version}, &sdk.ServerOptions{
 		Instructions: instructions,
-		Logger:       log,
+		Logger:       quiet(log),
 		SchemaCache:  cache,
 	})
 	t := &tools{c: c}
@@ -62,7 +63,7 @@ func Handler(base string, log *slog.Logger) http.Handler {
 		return newServer(client.New(base, opts...), log, cache)
 	}, &sdk.StreamableHTTPOptions{
 		Stateless: true,
-		Logger:    log,
+		Logger:    quiet(log),
 		// The API server in front already answers only the hosts and
 		// origins it allows (--allowed-host included); the SDK's own
 		// check would refuse names the daemon was told to answer.
@@ -74,3 +75,26 @@ func Handler(base string, log *slog.Logger) http.Handler {
 type tools struct {
 	c *client.Client
 }
+
+// quiet keeps the SDK's warnings and errors; it logs every session (one
+// per request when stateless) at info.
+func quiet(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return nil
+	}
+	return slog.New(minLevel{log.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.min}
+}
+func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }
