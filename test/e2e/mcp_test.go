@@ -310,3 +310,38 @@ func TestMCPAdmission(t *testing.T) {
 	text, _ := call(t, cs, true, "exec", map[string]any{"sandbox": "mcp-nokey", "command": "true"})
 	mustContain(t, "no key", text, "HUTCH_TOKEN")
 }
+
+// A client nobody here wrote, the official TypeScript MCP client, lists
+// the tools and calls exec, files and run code over both transports
+// (test/mcp-node), with API keys on.
+func TestMCPNodeClient(t *testing.T) {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("npm is needed to run the TypeScript MCP client")
+		}
+		t.Skip("no npm")
+	}
+	dir, err := filepath.Abs("../mcp-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	install := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	install.Dir = dir
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci: %v\n%s", err, out)
+	}
+	bin, err := filepath.Abs(binDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemonArgs(t, mcpKey, "--api-key", mcpKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	node := exec.CommandContext(ctx, "node", "--test", "mcp.test.mjs")
+	node.Dir = dir
+	node.Env = append(os.Environ(), "HUTCH_URL="+d.url, "HUTCH_TOKEN="+mcpKey, "HUTCH_BIN="+bin)
+	if out, err := node.CombinedOutput(); err != nil {
+		t.Fatalf("node --test: %v\n%s", err, out)
+	}
+}
