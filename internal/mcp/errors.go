@@ -3,6 +3,7 @@ package mcp
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/hutch-sh/hutch/client"
 )
@@ -22,6 +23,8 @@ func toolError(err error, hint string) error {
 
 func categoryHint(err error) string {
 	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "no hutch daemon answers: start one with `hutch serve`, or point HUTCH_URL (and HUTCH_TOKEN) in the environment of `hutch mcp` at one"
 	case errors.Is(err, client.ErrUnauthenticated):
 		return "the hutch daemon requires an API key: set HUTCH_TOKEN in the environment of `hutch mcp`, or send Authorization: Bearer KEY to /mcp"
 	case errors.Is(err, client.ErrDeadlineExceeded):
@@ -29,7 +32,7 @@ func categoryHint(err error) string {
 	case errors.Is(err, client.ErrResourceExhausted):
 		return "a limit was reached: free something (destroy sandboxes you no longer need, delete big files) or ask for less"
 	case errors.Is(err, client.ErrUnavailable):
-		return "the hutch daemon or the sandbox did not answer: if `hutch serve` is running, retry; the sandbox may be restarting"
+		return "the hutch daemon or the sandbox did not answer: check that `hutch serve` runs at HUTCH_URL, then retry; a sandbox may be restarting"
 	}
 	return ""
 }
