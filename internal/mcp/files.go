@@ -82,6 +82,9 @@ func absPath(p string) string {
 func (t *tools) read(ctx context.Context, _ *sdk.CallToolRequest, in readArgs) (*sdk.CallToolResult, any, error) {
 	p := absPath(in.Path)
 	rc, size, err := t.c.ReadFile(ctx, in.Sandbox, p)
+	if errors.Is(err, client.ErrFailedPrecondition) {
+		return nil, nil, toolError(err, "list_files lists a directory")
+	}
 	if err != nil {
 		return nil, nil, toolError(err, notFoundHint(err, "list_files shows what is in the directory"))
 	}

@@ -82,10 +82,17 @@ func (t *tools) start(ctx context.Context, _ *sdk.CallToolRequest, in startArgs)
 	if err != nil {
 		// Why it is not ready is usually in its output: show it.
 		status, out := t.recent(ctx, in.Sandbox, p.Id)
-		return nil, nil, fmt.Errorf("%s, but it is not ready: %w; %s\n%s", started, toolError(err, ""), status, out)
+		if status == stillRunning {
+			status += " (process_logs shows its output, kill_process stops it; raise timeout_seconds if it is slow to start)"
+		}
+		return nil, nil, fmt.Errorf("%s, but it is not ready: %w.\n%s. Its output:\n%s", started, err, capitalize(status), out)
 	}
 	return text("%s%s", started, ready), nil, nil
 }
+
+const stillRunning = "it is still running"
+
+func capitalize(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 // recent reports a process's status and its last output, for the model to
 // see why something went wrong; best effort.
@@ -95,7 +102,7 @@ func (t *tools) recent(ctx context.Context, sandbox, id string) (string, string)
 	if err != nil {
 		return "its output could not be read: " + err.Error(), ""
 	}
-	status := "it is still running"
+	status := stillRunning
 	if exit != nil {
 		status = processStatus(exit)
 	}

@@ -64,6 +64,8 @@ func Handler(base string, log *slog.Logger) http.Handler {
 	}, &sdk.StreamableHTTPOptions{
 		Stateless: true,
 		Logger:    quiet(log),
+		// A client that hangs up stops its call (and so its command).
+		PropagateRequestCancellation: true,
 		// The API server in front already answers only the hosts and
 		// origins it allows (--allowed-host included); the SDK's own
 		// check would refuse names the daemon was told to answer.
