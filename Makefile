@@ -36,6 +36,13 @@ run: image
 test: image
 	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) go test -race -count=1 -timeout 20m ./...
 
+# The MCP server alone (make test runs these too): its unit tests, then the
+# Go and the official TypeScript MCP clients over stdio and /mcp.
+.PHONY: test-mcp
+test-mcp: build
+	go test -race -count=1 ./internal/mcp/
+	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) go test -race -count=1 -timeout 10m -run '^TestMCP' ./test/e2e/
+
 bench: image
 	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) go run ./bench
 
