@@ -56,6 +56,13 @@ test-py: build
 test-ts: image sdk-ts
 	cd $(SDK) && HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) npm test
 
+# The MCP server alone (make test runs these too): its unit tests, then the
+# Go and the official TypeScript MCP clients over stdio and /mcp.
+.PHONY: test-mcp
+test-mcp: build
+	go test -race -count=1 ./internal/mcp/
+	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) go test -race -count=1 -timeout 10m -run '^TestMCP' ./test/e2e/
+
 bench: image
 	HUTCH_BIN=$(BIN) HUTCH_CACHE=$(CACHE) go run ./bench
 

@@ -73,6 +73,9 @@ type Config struct {
 	Interceptors []connect.Interceptor
 	// Images, when set, serves the image store (images.go).
 	Images Images
+	// MCP, when set, serves the MCP endpoint at /mcp, behind the same
+	// host, origin and key checks as the rest of the API.
+	MCP http.Handler
 }
 
 // Server is the API's http.Handler.
@@ -121,6 +124,9 @@ func New(sb Sandboxes, cfg Config, log *slog.Logger) *Server {
 		s.mux.Handle(hutchv1connect.NewBackupServiceHandler(&backups{svc: backup.NewService(cfg.Backups, roots)}, opts...))
 	}
 	s.handleImages(cfg.Images, opts)
+	if cfg.MCP != nil {
+		s.mux.HandleFunc("/mcp", s.requireKey(cfg.MCP.ServeHTTP))
+	}
 	s.mux.Handle("GET /terminal/{name}", terminal.Page())
 	s.mux.Handle("GET "+terminal.AssetsPath, terminal.Assets())
 	return s

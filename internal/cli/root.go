@@ -68,6 +68,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		newStartCmd(e), newPsCmd(e), newLogsCmd(e), newKillCmd(e), newWaitCmd(e), newExposeCmd(e), newSessionCmd(e), newCloneCmd(e), newShellCmd(e), newWatchCmd(e), newRunCmd(e),
 		newSecretCmd(e), newPolicyCmd(e), newEgressCmd(e),
 		newSleepCmd(e), newSnapshotCmd(e), newForkCmd(e), newBackupCmd(e), newRestoreCmd(e),
+		newMCPCmd(e),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/image"
 	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/mcp"
 	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/snapshot"
@@ -164,6 +165,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	api.Egress = &egress.Service{Secrets: secrets, CA: ca, Proxy: proxy, Policies: m}
 	api.Backups = backup.New(bs)
 	api.Images = images
+	api.MCP = mcp.Handler(selfURL(ln.Addr()), log)
 	srv := &http.Server{
 		Handler:           apiserver.New(m, api, log),
 		ReadHeaderTimeout: 10 * time.Second,
