@@ -61,7 +61,7 @@ func (m *Manager) Expose(ctx context.Context, name string, port int) (string, er
 				rec.Ports[p] = t
 			}
 			rec.Ports[port] = tok
-			if err := m.store.Put(rec.Name, rec); err != nil {
+			if err := m.store.Put(ctx, rec.Name, rec); err != nil {
 				b.mu.Unlock()
 				return "", err
 			}
@@ -73,7 +73,7 @@ func (m *Manager) Expose(ctx context.Context, name string, port int) (string, er
 }
 
 // Unexpose withdraws a port's preview URL; its token never works again.
-func (m *Manager) Unexpose(name string, port int) error {
+func (m *Manager) Unexpose(ctx context.Context, name string, port int) error {
 	b, err := m.existing(name)
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func (m *Manager) Unexpose(name string, port int) error {
 			rec.Ports[p] = t
 		}
 	}
-	if err := m.store.Put(rec.Name, rec); err != nil {
+	if err := m.store.Put(ctx, rec.Name, rec); err != nil {
 		return err
 	}
 	b.rec = rec
