@@ -21,8 +21,9 @@ import (
 	"github.com/hutch-sh/hutch/internal/snapshot"
 )
 
-// Store stores snapshot records and layers on this node (internal/snapshot).
-type Store interface {
+// Local stores snapshot records and layers on this node (internal/snapshot);
+// Remote is its counterpart shared by nodes.
+type Local interface {
 	CaptureOver(ctx context.Context, upper string, lowers []string) (diffID string, size int64, newLowers []string, err error)
 	Put(ctx context.Context, rec snapshot.Snapshot) error
 	Get(ctx context.Context, id string) (snapshot.Snapshot, error)
@@ -31,7 +32,7 @@ type Store interface {
 	GC(ctx context.Context, inUse []string) ([]string, error)
 }
 
-var _ Store = (*snapshot.Store)(nil)
+var _ Local = (*snapshot.Store)(nil)
 
 // Remote pushes snapshots to a blob store shared by nodes, pulls the ones
 // this node lacks, and keeps the sessions of persisted sandboxes.
@@ -64,7 +65,7 @@ type Info struct {
 // Catalog is a daemon's snapshots.
 type Catalog struct {
 	log     *slog.Logger
-	st      Store  // nil: snapshots are off
+	st      Local  // nil: snapshots are off
 	remote  Remote // nil: no blob store
 	records Records
 
@@ -75,7 +76,7 @@ type Catalog struct {
 
 // New returns the catalog over st (nil disables snapshots) and remote
 // (nil: none).
-func New(log *slog.Logger, st Store, remote Remote, records Records) *Catalog {
+func New(log *slog.Logger, st Local, remote Remote, records Records) *Catalog {
 	return &Catalog{log: log, st: st, remote: remote, records: records}
 }
 
@@ -88,7 +89,7 @@ func (c *Catalog) Enabled() error {
 	return err
 }
 
-func (c *Catalog) store() (Store, error) {
+func (c *Catalog) store() (Local, error) {
 	if c.st == nil {
 		return nil, fmt.Errorf("snapshots are not configured on this daemon: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -245,7 +246,7 @@ func (c *Catalog) Collect(ctx context.Context) error {
 	return c.gc(ctx, st, recs)
 }
 
-func (c *Catalog) gc(ctx context.Context, st Store, recs []sandbox.Record) error {
+func (c *Catalog) gc(ctx context.Context, st Local, recs []sandbox.Record) error {
 	var inUse []string
 	for _, r := range recs {
 		inUse = append(inUse, r.Lowers...)

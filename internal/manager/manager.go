@@ -50,7 +50,7 @@ type Config struct {
 	// IdleCheck is how often idle sandboxes are looked for (default 1s).
 	IdleCheck time.Duration
 	// Snapshots stores snapshots; nil disables them.
-	Snapshots catalog.Store
+	Snapshots catalog.Local
 	// Remote, when set, is where snapshots are pushed and pulled from.
 	Remote catalog.Remote
 }
