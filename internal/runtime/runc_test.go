@@ -17,7 +17,7 @@ func TestRuncConformance(t *testing.T) {
 		t.Skip("requires root")
 	}
 	runtimetest.Run(t, func(t *testing.T) runtimetest.Runtime {
-		rt, err := runtime.NewRunc(filepath.Join(t.TempDir(), "runc"), "", slog.New(slog.DiscardHandler))
+		rt, err := runtime.NewRunc(filepath.Join(t.TempDir(), "runc"), runtimetest.CgroupParent, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Skipf("runc: %v", err)
 		}

@@ -63,6 +63,8 @@ func Run(t *testing.T, newRuntime func(t *testing.T) Runtime) {
 		{"StateMissing", testStateMissing},
 		{"BadSpec", testBadSpec},
 		{"Parallel", testParallel},
+		{"Freeze", testFreeze},
+		{"Sweep", testSweep},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newRuntime(t)) })
