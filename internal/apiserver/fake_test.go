@@ -161,7 +161,7 @@ func (f *fakeSandboxes) Expose(_ context.Context, name string, port int) (string
 	return tok, nil
 }
 
-func (f *fakeSandboxes) Unexpose(name string, port int) error {
+func (f *fakeSandboxes) Unexpose(_ context.Context, name string, port int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, err := f.box(name)

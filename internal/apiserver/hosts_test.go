@@ -407,7 +407,7 @@ func (f *fakeSandboxes) Expose(_ context.Context, name string, _ int) (string, e
 	return "", errNoSandbox
 }
 
-func (f *fakeSandboxes) Unexpose(name string, _ int) error {
+func (f *fakeSandboxes) Unexpose(_ context.Context, name string, _ int) error {
 	f.record("unexpose " + name)
 	return errNoSandbox
 }

@@ -55,8 +55,8 @@ func (h *sandboxes) ExposePort(ctx context.Context, req *connect.Request[hutchv1
 	return connect.NewResponse(&hutchv1.ExposedPort{Port: int32(port), Url: h.s.previewURL(req.Msg.Name, port, tok)}), nil
 }
 
-func (h *sandboxes) UnexposePort(_ context.Context, req *connect.Request[hutchv1.UnexposePortRequest]) (*connect.Response[hutchv1.UnexposePortResponse], error) {
-	if err := h.s.sb.Unexpose(req.Msg.Name, int(req.Msg.Port)); err != nil {
+func (h *sandboxes) UnexposePort(ctx context.Context, req *connect.Request[hutchv1.UnexposePortRequest]) (*connect.Response[hutchv1.UnexposePortResponse], error) {
+	if err := h.s.sb.Unexpose(ctx, req.Msg.Name, int(req.Msg.Port)); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&hutchv1.UnexposePortResponse{}), nil

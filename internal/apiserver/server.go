@@ -40,7 +40,7 @@ type Sandboxes interface {
 	List() []sandbox.Record
 	Delete(ctx context.Context, name string) error
 	Expose(ctx context.Context, name string, port int) (string, error)
-	Unexpose(name string, port int) error
+	Unexpose(ctx context.Context, name string, port int) error
 	Exposed(name string) ([]int, map[int]string, error)
 	Preview(name string, port int, token string) bool
 }

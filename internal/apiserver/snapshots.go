@@ -19,10 +19,10 @@ import (
 // optional capability of Sandboxes, found by type assertion.
 type Lifecycle interface {
 	Sleep(ctx context.Context, name string) (manager.SleepInfo, error)
-	ConfigureSleep(name string, set manager.SleepSettings) (manager.SleepInfo, error)
+	ConfigureSleep(ctx context.Context, name string, set manager.SleepSettings) (manager.SleepInfo, error)
 	GetSleep(name string) (manager.SleepInfo, error)
 	Snapshot(ctx context.Context, name string, ttl time.Duration) (snapshot.Snapshot, error)
-	ListSnapshots(sandbox string) ([]manager.SnapshotInfo, error)
+	ListSnapshots(ctx context.Context, sandbox string) ([]manager.SnapshotInfo, error)
 	DeleteSnapshot(ctx context.Context, id string) error
 	Fork(ctx context.Context, name string, news []string, snapID string, opts sandbox.CreateOptions) (string, []sandbox.Record, error)
 }
@@ -44,13 +44,13 @@ func (h *snapshots) Sleep(ctx context.Context, req *connect.Request[hutchv1.Slee
 	return connect.NewResponse(sleepProto(req.Msg.Name, si)), nil
 }
 
-func (h *snapshots) ConfigureSleep(_ context.Context, req *connect.Request[hutchv1.ConfigureSleepRequest]) (*connect.Response[hutchv1.SleepInfo], error) {
+func (h *snapshots) ConfigureSleep(ctx context.Context, req *connect.Request[hutchv1.ConfigureSleepRequest]) (*connect.Response[hutchv1.SleepInfo], error) {
 	var after *time.Duration
 	if req.Msg.SleepAfter != nil {
 		d := req.Msg.SleepAfter.AsDuration()
 		after = &d
 	}
-	si, err := h.lc.ConfigureSleep(req.Msg.Name, manager.SleepSettings{SleepAfter: after, KeepAlive: req.Msg.KeepAlive, Persist: req.Msg.PersistAcrossSessions})
+	si, err := h.lc.ConfigureSleep(ctx, req.Msg.Name, manager.SleepSettings{SleepAfter: after, KeepAlive: req.Msg.KeepAlive, Persist: req.Msg.PersistAcrossSessions})
 	if err != nil {
 		return nil, err
 	}
@@ -89,8 +89,8 @@ func (h *snapshots) CreateSnapshot(ctx context.Context, req *connect.Request[hut
 	return connect.NewResponse(snapshotProto(manager.SnapshotInfo{Snapshot: snap})), nil
 }
 
-func (h *snapshots) ListSnapshots(_ context.Context, req *connect.Request[hutchv1.ListSnapshotsRequest]) (*connect.Response[hutchv1.ListSnapshotsResponse], error) {
-	infos, err := h.lc.ListSnapshots(req.Msg.Sandbox)
+func (h *snapshots) ListSnapshots(ctx context.Context, req *connect.Request[hutchv1.ListSnapshotsRequest]) (*connect.Response[hutchv1.ListSnapshotsResponse], error) {
+	infos, err := h.lc.ListSnapshots(ctx, req.Msg.Sandbox)
 	if err != nil {
 		return nil, err
 	}

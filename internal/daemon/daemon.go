@@ -29,6 +29,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/mcp"
 	"github.com/hutch-sh/hutch/internal/network"
 	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 	"github.com/hutch-sh/hutch/internal/store"
 )
@@ -99,17 +100,19 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 	if _, err := images.EnsureDefault(ctx, cfg.Progress); err != nil {
 		return fmt.Errorf("default image: %w", err)
 	}
-	rt, err := runtime.NewRunc(filepath.Join(cfg.DataDir, "runc"), log)
+	tag := sandbox.DaemonTag(cfg.DataDir)
+	rt, err := runtime.NewRunc(filepath.Join(cfg.DataDir, "runc"), runtime.CgroupParent(tag), log)
 	if err != nil {
 		return err
 	}
+	defer rt.Close()
 	db, err := store.Open(filepath.Join(cfg.DataDir, "hutch.db"))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	nw, err := network.Open(log, network.Config{
-		Tag:       manager.Tag(cfg.DataDir),
+		Tag:       tag,
 		StateFile: filepath.Join(cfg.DataDir, "network.json"),
 		Subnet:    cfg.Subnet,
 		Egress:    true,
@@ -281,19 +284,25 @@ func agentBinary(path string, log *slog.Logger) (string, error) {
 	return path, nil
 }
 
+// The lifecycle's interfaces, as this daemon implements them.
+var (
+	_ sandbox.Network = (*network.Network)(nil)
+	_ sandbox.Images  = imageResolver{}
+)
+
 // imageResolver adapts the image store to the manager.
 type imageResolver struct{ s *image.Store }
 
-func (r imageResolver) Resolve(_ context.Context, name string) (manager.Rootfs, error) {
+func (r imageResolver) Resolve(_ context.Context, name string) (sandbox.Rootfs, error) {
 	if name == "" {
 		name = "default"
 	}
 	img, err := r.s.Get(name)
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
-			return manager.Rootfs{}, fmt.Errorf("image %q: not in the image store (hutch image ls): %w", name, errdefs.ErrNotFound)
+			return sandbox.Rootfs{}, fmt.Errorf("image %q: not in the image store (hutch image ls): %w", name, errdefs.ErrNotFound)
 		}
-		return manager.Rootfs{}, err
+		return sandbox.Rootfs{}, err
 	}
-	return manager.Rootfs{Image: name, Lowers: r.s.LowerDirs(img), Env: img.Env}, nil
+	return sandbox.Rootfs{Image: name, Lowers: r.s.LowerDirs(img), Env: img.Env}, nil
 }

@@ -211,15 +211,15 @@ func newWorld(t *testing.T) (*world, string) {
 	w.roots.AppendCertsFromPEM(w.ca.PEM())
 
 	id := "hb-" + rnd(6)
-	addr, err := nw.Allocate(id)
+	addr, err := nw.Allocate(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nsPath := filepath.Join(dir, "sandbox-ns")
-	if _, err := nw.Setup(id, nsPath, addr); err != nil {
+	if err := nw.Setup(context.Background(), id, nsPath, addr); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = nw.Teardown(id, nsPath) })
+	t.Cleanup(func() { _ = nw.Teardown(context.Background(), id, nsPath) })
 	w.ids.set(addr, Identity{Name: "sb", Policy: DefaultPolicy()})
 	return w, nsPath
 }

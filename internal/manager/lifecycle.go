@@ -23,7 +23,7 @@ import (
 func (m *Manager) start(ctx context.Context, b *box) error {
 	if m.net != nil && !b.rec.Addr.IsValid() {
 		// Made before sandboxes had addresses, or its address was lost.
-		addr, err := m.net.Allocate(b.rec.ID)
+		addr, err := m.net.Allocate(ctx, b.rec.ID)
 		if err != nil {
 			return err
 		}
@@ -43,26 +43,22 @@ func (m *Manager) start(ctx context.Context, b *box) error {
 		}
 	}
 	b.conn = conn
-	b.rec.State = sandbox.StateRunning
-	b.rec.Reason = ""
-	b.rec.StartedAt = time.Now().UTC()
-	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+	if err := b.rec.Move(sandbox.StateRunning); err != nil {
 		_ = m.stop(context.WithoutCancel(ctx), b)
 		return err
 	}
-	m.ids.index(b.rec)
+	b.rec.Reason = ""
+	b.rec.StartedAt = time.Now().UTC()
+	if err := m.store.Put(ctx, b.rec.Name, b.rec); err != nil {
+		_ = m.stop(context.WithoutCancel(ctx), b)
+		return err
+	}
+	m.ids.Set(b.rec)
 	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", b.rec.ID)
 	return nil
 }
 
-// preparer is implemented by runtimes that can make a container without
-// starting its process, and start it later.
-type preparer interface {
-	Create(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error
-	StartCreated(ctx context.Context, id string) error
-}
-
-// makeFunc makes a container from spec: Runtime.Start or preparer.Create.
+// makeFunc makes a container from spec: Runtime.Start or Preparer.Create.
 type makeFunc func(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error
 
 // launch mounts rec's root, runs its container and waits for its agent. It
@@ -93,7 +89,7 @@ func (m *Manager) launch(ctx context.Context, rec sandbox.Record, hostname strin
 // init waits in the sandbox's cgroups, holding a few MiB. It reports false
 // when the runtime cannot prepare; on failure it undoes what it set up.
 func (m *Manager) prepare(ctx context.Context, rec sandbox.Record) (ok bool, err error) {
-	p, can := m.rt.(preparer)
+	p, can := m.rt.(sandbox.Preparer)
 	if !can || (m.net != nil && !rec.Addr.IsValid()) {
 		return false, nil
 	}
@@ -113,7 +109,7 @@ func (m *Manager) wakePrepared(ctx context.Context, rec sandbox.Record) (conn *a
 		}
 	}()
 	t0 := time.Now()
-	if err := m.rt.(preparer).StartCreated(ctx, rec.ID); err != nil {
+	if err := m.rt.(sandbox.Preparer).StartCreated(ctx, rec.ID); err != nil {
 		return nil, err
 	}
 	t1 := time.Now()
@@ -155,10 +151,9 @@ func (m *Manager) make(ctx context.Context, rec sandbox.Record, hostname string,
 		RunDir:      runDir,
 		Env:         rec.Env,
 		Limits:      rec.Limits,
-		CgroupsPath: m.cgroupParent + "/" + id,
 	}
 	if m.net != nil {
-		if _, err := m.net.Setup(id, m.netns(id), rec.Addr); err != nil {
+		if err := m.net.Setup(ctx, id, m.netns(id), rec.Addr); err != nil {
 			return time.Time{}, fmt.Errorf("sandbox %q: network: %w", rec.Name, err)
 		}
 		opts.NetNS = m.netns(id)
@@ -216,16 +211,14 @@ func (m *Manager) stop(ctx context.Context, b *box) error {
 // netns is where sandbox id's network namespace is mounted.
 func (m *Manager) netns(id string) string { return filepath.Join(m.dir(id), "netns") }
 
-// halt kills sandbox id's container and unmounts its root.
+// halt kills sandbox id's container (the runtime removes its cgroups) and
+// unmounts its root.
 func (m *Manager) halt(ctx context.Context, id string) error {
 	if err := m.rt.Delete(ctx, id); err != nil {
 		return err
 	}
-	if err := m.removeCgroups(id); err != nil {
-		return err
-	}
 	if m.net != nil {
-		if err := m.net.Teardown(id, m.netns(id)); err != nil {
+		if err := m.net.Teardown(ctx, id, m.netns(id)); err != nil {
 			return err
 		}
 	}

@@ -21,18 +21,17 @@ import (
 
 	hutchv1 "github.com/hutch-sh/hutch/api/hutch/v1"
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/catalog"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 	"github.com/hutch-sh/hutch/internal/store"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // agentBin is a static hutch-agent built for this test binary.
 var agentBin string
-
-// cacheDir holds the default image (make test builds it).
-const cacheDir = "/var/cache/hutch"
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -56,44 +55,46 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-func requiresRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("requires root")
-	}
-}
-
 // defaultImage resolves "" and "default" to the default image's layers,
 // read straight from the image store's record.
 type defaultImage struct{ root string }
 
-var _ Images = defaultImage{}
+var _ sandbox.Images = defaultImage{}
 
-func (d defaultImage) Resolve(_ context.Context, name string) (Rootfs, error) {
+func (d defaultImage) Resolve(_ context.Context, name string) (sandbox.Rootfs, error) {
 	if name != "" && name != "default" {
-		return Rootfs{}, fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
+		return sandbox.Rootfs{}, fmt.Errorf("image %q: %w", name, errdefs.ErrNotFound)
 	}
 	b, err := os.ReadFile(filepath.Join(d.root, "images", "default.json"))
 	if err != nil {
-		return Rootfs{}, fmt.Errorf("default image (make test builds it): %w: %w", err, errdefs.ErrFailedPrecondition)
+		return sandbox.Rootfs{}, fmt.Errorf("default image (make test builds it): %w: %w", err, errdefs.ErrFailedPrecondition)
 	}
 	var rec struct {
 		Layers []string `json:"layers"`
 		Env    []string `json:"env"`
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return Rootfs{}, err
+		return sandbox.Rootfs{}, err
 	}
 	var lowers []string
 	for i := len(rec.Layers) - 1; i >= 0; i-- {
 		lowers = append(lowers, filepath.Join(d.root, "layers", "sha256", strings.TrimPrefix(rec.Layers[i], "sha256:")))
 	}
-	return Rootfs{Image: "default", Lowers: lowers, Env: rec.Env}, nil
+	return sandbox.Rootfs{Image: "default", Lowers: lowers, Env: rec.Env}, nil
 }
 
-// hookRuntime is the real runtime with a hook run before each Start.
+var (
+	_ sandbox.Runtime   = (*hookRuntime)(nil)
+	_ sandbox.Preparer  = (*hookRuntime)(nil)
+	_ sandbox.Hostnamer = (*hookRuntime)(nil)
+	_ sandbox.Freezer   = (*hookRuntime)(nil)
+	_ sandbox.Sweeper   = (*hookRuntime)(nil)
+)
+
+// hookRuntime is the real runtime with a hook run before each Start; the
+// runtime's optional capabilities pass through.
 type hookRuntime struct {
-	Runtime
+	*runtime.Runc
 	mu      sync.Mutex
 	starts  int
 	onStart func(ctx context.Context, spec *specs.Spec) error
@@ -109,20 +110,20 @@ func (h *hookRuntime) Start(ctx context.Context, id, bundle string, spec *specs.
 			return err
 		}
 	}
-	return h.Runtime.Start(ctx, id, bundle, spec, logPath, extra...)
+	return h.Runc.Start(ctx, id, bundle, spec, logPath, extra...)
 }
 
 // Create and StartCreated pass through, so sleeping sandboxes are prepared
 // as with the real runtime; a start of a prepared container counts as a start.
 func (h *hookRuntime) Create(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error {
-	return h.Runtime.(preparer).Create(ctx, id, bundle, spec, logPath, extra...)
+	return h.Runc.Create(ctx, id, bundle, spec, logPath, extra...)
 }
 
 func (h *hookRuntime) StartCreated(ctx context.Context, id string) error {
 	h.mu.Lock()
 	h.starts++
 	h.mu.Unlock()
-	return h.Runtime.(preparer).StartCreated(ctx, id)
+	return h.Runc.StartCreated(ctx, id)
 }
 
 func (h *hookRuntime) startCount() int {
@@ -135,28 +136,33 @@ func (h *hookRuntime) startCount() int {
 type env struct {
 	t     *testing.T
 	data  string
-	rt    *hookRuntime
-	store *store.Bolt
-	snaps *snapshot.Store
-	m     *Manager
+	cache string // the image cache (HUTCH_CACHE)
+	// cgroupParent is where the runtime puts the sandboxes' cgroups.
+	cgroupParent string
+	rt           *hookRuntime
+	store        *store.Bolt
+	snaps        *snapshot.Store
+	// remote, when set before open, makes the manager's blob store over
+	// its snapshot store.
+	remote func(*snapshot.Store) catalog.Remote
+	m      *Manager
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	requiresRoot(t)
-	if _, err := os.Stat(filepath.Join(cacheDir, "images", "default.json")); err != nil {
-		t.Skipf("default image not built: %v", err)
-	}
+	testutil.RequiresRoot(t)
+	cache := testutil.RequiresImage(t)
 	// Short: the agent socket path must fit in sun_path.
 	data, err := os.MkdirTemp("", "hm-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := runtime.NewRunc(filepath.Join(data, "runc"), slog.New(slog.DiscardHandler))
+	parent := runtime.CgroupParent(sandbox.DaemonTag(data))
+	rc, err := runtime.NewRunc(filepath.Join(data, "runc"), parent, slog.New(slog.DiscardHandler))
 	if err != nil {
-		t.Skipf("runc: %v", err)
+		testutil.Unavailable(t, "runc: %v", err)
 	}
-	e := &env{t: t, data: data, rt: &hookRuntime{Runtime: rc}}
+	e := &env{t: t, data: data, cache: cache, cgroupParent: parent, rt: &hookRuntime{Runc: rc}}
 	e.open()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -170,6 +176,7 @@ func newEnv(t *testing.T) *env {
 			}
 		}
 		e.m.Close()
+		e.rt.Close()
 		e.store.Close()
 		requireNoMounts(t, data)
 		if err := os.RemoveAll(data); err != nil {
@@ -189,12 +196,22 @@ func (e *env) open() {
 	if e.snaps, err = snapshot.Open(filepath.Join(e.data, "snapshots"), nil); err != nil {
 		e.t.Fatal(err)
 	}
-	m, err := New(context.Background(), slog.New(slog.DiscardHandler), Config{DataDir: e.data, AgentBinary: agentBin, IdleCheck: 50 * time.Millisecond, Snapshots: e.snaps}, e.rt, defaultImage{cacheDir}, db)
+	m, err := New(context.Background(), slog.New(slog.DiscardHandler), e.config(), e.rt, defaultImage{e.cache}, db)
 	if err != nil {
 		db.Close()
 		e.t.Fatal(err)
 	}
 	e.store, e.m = db, m
+}
+
+// config is the manager's configuration on e; remote, when set, is its
+// blob store.
+func (e *env) config() Config {
+	cfg := Config{DataDir: e.data, AgentBinary: agentBin, IdleCheck: 50 * time.Millisecond, Snapshots: e.snaps}
+	if e.remote != nil {
+		cfg.Remote = e.remote(e.snaps)
+	}
+	return cfg
 }
 
 // restart drops the manager and its store, as a daemon exit does, and
@@ -270,19 +287,19 @@ func (e *env) requireGone(t *testing.T, name, id string) {
 		t.Errorf("sandbox dir %s: %v, want it removed", e.m.dir(id), err)
 	}
 	requireNoMounts(t, e.m.dir(id))
-	deadline := time.Now().Add(2 * time.Second)
-	for left := cgroups(id); len(left) > 0; left = cgroups(id) {
-		if time.Now().After(deadline) {
-			t.Errorf("cgroups left behind: %v", left)
-			break
+	if err := testutil.Poll(2*time.Second, func() error {
+		if left := cgroups(id); len(left) > 0 {
+			return fmt.Errorf("cgroups left behind: %v", left)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 	if st, _, err := e.rt.State(context.Background(), id); err != nil || st != runtime.StatusMissing {
 		t.Errorf("runtime state %q %v, want missing", st, err)
 	}
 	var rec sandbox.Record
-	if err := e.store.Get(name, &rec); !errors.Is(err, errdefs.ErrNotFound) {
+	if err := e.store.Get(context.Background(), name, &rec); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("store record of %s: %v %+v, want not found", name, err, rec)
 	}
 	if _, err := e.m.Get(name); !errors.Is(err, errdefs.ErrNotFound) {

@@ -1,6 +1,9 @@
-// Package manager owns the sandboxes of one daemon: name → sandbox,
-// get-or-create, start, stop, recovery after a daemon restart, and removal
-// that leaves nothing behind.
+// Package manager owns the sandboxes of one daemon: the name registry,
+// per-name locking and the state machine (get-or-create, start, sleep,
+// stop, recovery after a daemon restart, removal that leaves nothing
+// behind). What runs beside the lifecycle lives in its own package: the
+// warm pool (internal/pool), the idle loop (internal/idle), the egress
+// identities (internal/identity).
 package manager
 
 import (
@@ -19,7 +22,11 @@ import (
 
 	"github.com/hutch-sh/hutch/internal/agentapi"
 	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/catalog"
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/identity"
+	"github.com/hutch-sh/hutch/internal/idle"
+	"github.com/hutch-sh/hutch/internal/pool"
 	"github.com/hutch-sh/hutch/internal/rootfs"
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/sandbox"
@@ -36,16 +43,16 @@ type Config struct {
 	PoolSize int
 	// Network connects each sandbox to the daemon's network; nil leaves
 	// sandboxes with loopback only.
-	Network Network
+	Network sandbox.Network
 	// CABundle is the trust bundle (the host's roots and the egress CA)
 	// sandboxes get; empty keeps the image's.
 	CABundle string
 	// IdleCheck is how often idle sandboxes are looked for (default 1s).
 	IdleCheck time.Duration
 	// Snapshots stores snapshots; nil disables them.
-	Snapshots Snapshots
+	Snapshots catalog.Local
 	// Remote, when set, is where snapshots are pushed and pulled from.
-	Remote Remote
+	Remote catalog.Remote
 }
 
 // Manager maps names to sandboxes. Operations on one name are serialised by
@@ -53,28 +60,18 @@ type Config struct {
 type Manager struct {
 	log    *slog.Logger
 	cfg    Config
-	rt     Runtime
-	images Images
-	store  Store
-	net    Network // nil: loopback only
+	rt     sandbox.Runtime
+	images sandbox.Images
+	store  sandbox.Store
+	net    sandbox.Network // nil: loopback only
 
 	mu    sync.Mutex
 	boxes map[string]*box
 
-	cgroupParent string // this daemon's cgroup subtree
-
-	pool     *pool // nil when disabled
-	stopPool context.CancelFunc
-	poolDone chan struct{}
-
-	ids identities // address → sandbox, for the egress proxy
-
-	stopIdle context.CancelFunc
-	idleDone chan struct{}
-
-	// snapMu orders snapshot deletion and GC against sandboxes being
-	// created from snapshots.
-	snapMu sync.Mutex
+	pool  *pool.Pool // nil when disabled
+	ids   identity.Index
+	idle  *idle.Loop
+	snaps *catalog.Catalog
 }
 
 // box is one sandbox. mu guards every field below it and is held across
@@ -90,12 +87,19 @@ type box struct {
 	prepared bool
 	// lastActive is when a call last used the sandbox (see sleep.go).
 	lastActive time.Time
+
+	// pushMu orders the pushes of a persisted sandbox (see persist.go),
+	// which run without mu; it guards the fields below it.
+	pushMu  sync.Mutex
+	pushSeq uint64 // the last capture handed to a push
+	pushed  uint64 // the capture the remote session names
+	dropped bool   // removed for good: no push may save a session again
 }
 
 // New loads the persisted sandboxes and reconciles them with the runtime:
 // running ones whose agent answers are adopted; others are cleaned up and
 // marked stopped, to start again on their next use.
-func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images Images, store Store) (*Manager, error) {
+func New(ctx context.Context, log *slog.Logger, cfg Config, rt sandbox.Runtime, images sandbox.Images, store sandbox.Store) (*Manager, error) {
 	if cfg.AgentTimeout == 0 {
 		cfg.AgentTimeout = 10 * time.Second
 	}
@@ -105,8 +109,9 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, err
 	}
-	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, net: cfg.Network, boxes: make(map[string]*box), cgroupParent: CgroupParent(cfg.DataDir)}
-	recs, err := m.records()
+	m := &Manager{log: log, cfg: cfg, rt: rt, images: images, store: store, net: cfg.Network, boxes: make(map[string]*box)}
+	m.snaps = catalog.New(log, cfg.Snapshots, cfg.Remote, m.records)
+	recs, err := m.records(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load sandboxes: %w", err)
 	}
@@ -115,36 +120,32 @@ func New(ctx context.Context, log *slog.Logger, cfg Config, rt Runtime, images I
 		b := &box{rec: r}
 		m.boxes[r.Name] = b
 		known[r.ID] = true
-		m.recover(ctx, b, m.reserveAddr(b))
-		m.ids.index(b.rec)
+		m.recover(ctx, b, m.reserveAddr(ctx, b))
+		m.ids.Set(b.rec)
 	}
-	m.removeOrphans(known)
-	m.sweepCgroups(known)
+	isKnown := func(id string) bool { return known[id] }
+	m.removeOrphans(ctx, known)
+	if sw, ok := rt.(sandbox.Sweeper); ok {
+		sw.Sweep(ctx, isKnown)
+	}
 	if m.net != nil {
-		m.net.Sweep(func(id string) bool { return known[id] })
+		m.net.Sweep(ctx, isKnown)
 	}
 	if cfg.PoolSize > 0 {
-		m.pool = &pool{size: cfg.PoolSize, kick: make(chan struct{}, 1)}
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		m.stopPool = cancel
-		m.poolDone = make(chan struct{})
-		go m.runPool(pctx, m.poolDone)
+		m.pool = pool.Start(ctx, log, cfg.PoolSize, warmer{m})
 	}
-	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	m.stopIdle = cancel
-	m.idleDone = make(chan struct{})
-	go m.idleLoop(ictx, cfg.IdleCheck, m.idleDone)
+	m.idle = idle.Start(ctx, cfg.IdleCheck, m.sleepIdle, m.collectEvery(time.Minute))
 	return m, nil
 }
 
 // reserveAddr claims b's recorded address again and reports whether b kept
 // it. One it cannot have (the subnet changed) is dropped: the sandbox gets a
 // new one when it starts.
-func (m *Manager) reserveAddr(b *box) bool {
+func (m *Manager) reserveAddr(ctx context.Context, b *box) bool {
 	if m.net == nil || !b.rec.Addr.IsValid() {
 		return true
 	}
-	if err := m.net.Reserve(b.rec.ID, b.rec.Addr); err != nil {
+	if err := m.net.Reserve(ctx, b.rec.ID, b.rec.Addr); err != nil {
 		m.log.Warn("sandbox address lost; it gets a new one", "sandbox", b.rec.Name, "addr", b.rec.Addr, "err", err)
 		b.rec.Addr = netip.Addr{}
 		return false
@@ -153,9 +154,9 @@ func (m *Manager) reserveAddr(b *box) bool {
 }
 
 // release frees rec's address.
-func (m *Manager) release(rec sandbox.Record) {
+func (m *Manager) release(ctx context.Context, rec sandbox.Record) {
 	if m.net != nil && rec.Addr.IsValid() {
-		m.net.Release(rec.ID, rec.Addr)
+		m.net.Release(ctx, rec.ID, rec.Addr)
 	}
 }
 
@@ -184,7 +185,7 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 		st, _, err := m.rt.State(ctx, b.rec.ID)
 		mounted, merr := rootfs.Mounted(filepath.Join(m.dir(b.rec.ID), "rootfs"))
 		if err == nil && st == runtime.StatusCreated && merr == nil && mounted {
-			if _, ok := m.rt.(preparer); ok {
+			if _, ok := m.rt.(sandbox.Preparer); ok {
 				b.prepared = true
 				log.Info("adopted prepared sleeping sandbox")
 				return
@@ -194,10 +195,14 @@ func (m *Manager) recover(ctx context.Context, b *box, keptAddr bool) {
 	if err := m.stop(ctx, b); err != nil {
 		log.Warn("clean up sandbox", "err", err)
 	}
-	if b.rec.State != sandbox.StateFailed && b.rec.State != sandbox.StateSleeping {
-		b.rec.State = sandbox.StateStopped
+	switch b.rec.State {
+	case sandbox.StateFailed, sandbox.StateSleeping, sandbox.StateStopped:
+	default:
+		if err := b.rec.Move(sandbox.StateStopped); err != nil {
+			log.Warn("recover sandbox", "err", err)
+		}
 	}
-	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+	if err := m.store.Put(ctx, b.rec.Name, b.rec); err != nil {
 		log.Warn("persist sandbox", "err", err)
 	}
 	log.Info("sandbox stopped; it starts again on next use")
@@ -257,7 +262,7 @@ func (m *Manager) ensure(ctx context.Context, name string, opts sandbox.CreateOp
 func (m *Manager) Conn(ctx context.Context, name string) (*agentconn.Conn, error) {
 	for {
 		b, err := m.lookup(name, false)
-		if errors.Is(err, errdefs.ErrNotFound) && m.cfg.Remote != nil {
+		if errors.Is(err, errdefs.ErrNotFound) && m.snaps.Remote() != nil {
 			// Perhaps persisted by a daemon elsewhere: wake it here.
 			_, conn, _, err := m.ensure(ctx, name, sandbox.CreateOptions{}, true)
 			return conn, err
@@ -312,7 +317,7 @@ func (m *Manager) ensureLocked(ctx context.Context, b *box, opts sandbox.CreateO
 			b.rec.Env, b.rec.Ports, b.rec.Limits = sess.Env, sess.Ports, sess.Limits
 			b.rec.SleepAfter, b.rec.KeepAlive, b.rec.Persist = sess.SleepAfter, sess.KeepAlive, true
 			b.rec.Policy = sess.Policy
-			if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+			if err := m.store.Put(ctx, b.rec.Name, b.rec); err != nil {
 				_ = m.removeLocked(context.WithoutCancel(ctx), b)
 				return sandbox.Record{}, nil, false, err
 			}
@@ -358,12 +363,12 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts sandbox.CreateOpt
 	if !ok {
 		return fmt.Errorf("instance type %q: unknown (have lite, basic, standard): %w", it, errdefs.ErrInvalidArgument)
 	}
-	var img Rootfs
+	var img sandbox.Rootfs
 	var err error
 	if opts.FromSnapshot != "" {
-		m.snapMu.Lock()
-		defer m.snapMu.Unlock()
-		img, err = m.fromSnapshot(ctx, opts.FromSnapshot, opts.Image)
+		release := m.snaps.Hold()
+		defer release()
+		img, err = m.snaps.Resolve(ctx, opts.FromSnapshot, opts.Image)
 	} else {
 		img, err = m.images.Resolve(ctx, opts.Image)
 	}
@@ -373,17 +378,16 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts sandbox.CreateOpt
 	id := newID()
 	var addr netip.Addr
 	if m.net != nil {
-		if addr, err = m.net.Allocate(id); err != nil {
+		if addr, err = m.net.Allocate(ctx, id); err != nil {
 			return err
 		}
 	}
-	b.rec = sandbox.Record{
+	rec := sandbox.Record{
 		Addr:         addr,
 		Name:         b.rec.Name,
 		ID:           id,
 		Image:        img.Image,
 		Runtime:      m.rt.Name(),
-		State:        sandbox.StateCreating,
 		CreatedAt:    time.Now().UTC(),
 		Limits:       limits,
 		Lowers:       img.Lowers,
@@ -393,31 +397,36 @@ func (m *Manager) initRecord(ctx context.Context, b *box, opts sandbox.CreateOpt
 		FromSnapshot: opts.FromSnapshot,
 		Policy:       opts.Policy,
 	}
-	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
-		m.release(b.rec)
+	if err := rec.Move(sandbox.StateCreating); err != nil {
+		m.release(ctx, rec)
 		return err
 	}
+	if err := m.store.Put(ctx, rec.Name, rec); err != nil {
+		m.release(ctx, rec)
+		return err
+	}
+	b.rec = rec
 	return nil
 }
 
 // adoptWarm makes a pooled sandbox the sandbox b.
-func (m *Manager) adoptWarm(ctx context.Context, b *box, w *warm, opts sandbox.CreateOptions) (sandbox.Record, *agentconn.Conn, bool, error) {
+func (m *Manager) adoptWarm(ctx context.Context, b *box, w *pool.Entry, opts sandbox.CreateOptions) (sandbox.Record, *agentconn.Conn, bool, error) {
 	now := time.Now().UTC()
 	name := b.rec.Name
-	b.rec = w.rec
+	b.rec = w.Rec
 	b.rec.Name = name
 	b.rec.Policy = opts.Policy
 	b.rec.SleepAfter, b.rec.KeepAlive = opts.SleepAfter, opts.KeepAlive
 	b.rec.CreatedAt, b.rec.StartedAt = now, now
-	b.conn = w.conn
-	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
+	b.conn = w.Conn
+	if err := m.store.Put(ctx, b.rec.Name, b.rec); err != nil {
 		_ = m.stop(context.WithoutCancel(ctx), b)
 		_ = os.RemoveAll(m.dir(b.rec.ID))
-		m.release(b.rec)
+		m.release(ctx, b.rec)
 		m.forget(b)
 		return sandbox.Record{}, nil, false, err
 	}
-	m.ids.index(b.rec)
+	m.ids.Set(b.rec)
 	m.log.Info("sandbox started", "sandbox", b.rec.Name, "id", b.rec.ID, "warm", true)
 	return b.rec, b.conn, true, nil
 }
@@ -496,15 +505,15 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	fromSnapshot, persisted := b.rec.FromSnapshot != "", b.rec.Persist
 	err = m.removeLocked(ctx, b)
 	b.mu.Unlock()
-	if err == nil && persisted && m.cfg.Remote != nil {
+	if err == nil && persisted && m.snaps.Remote() != nil {
 		// Removed for good: no daemon may wake it again.
-		if err := m.cfg.Remote.DropSession(ctx, name); err != nil {
+		if err := m.dropSession(ctx, b, name); err != nil {
 			return fmt.Errorf("remove sandbox %q: its persisted session: %w", name, err)
 		}
 	}
 	if err == nil && fromSnapshot {
 		// Its layers may be the last use of a deleted snapshot's.
-		if err := m.collect(ctx); err != nil {
+		if err := m.snaps.Collect(ctx); err != nil {
 			m.log.Warn("snapshot gc", "err", err)
 		}
 	}
@@ -518,11 +527,11 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 	if err := os.RemoveAll(m.dir(b.rec.ID)); err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
 	}
-	if err := m.store.Delete(b.rec.Name); err != nil {
+	if err := m.store.Delete(ctx, b.rec.Name); err != nil {
 		return fmt.Errorf("remove sandbox %q: %w", b.rec.Name, err)
 	}
-	m.release(b.rec)
-	m.ids.unindex(b.rec)
+	m.release(ctx, b.rec)
+	m.ids.Drop(b.rec)
 	m.forget(b)
 	m.log.Info("sandbox removed", "sandbox", b.rec.Name, "id", b.rec.ID)
 	return nil
@@ -531,15 +540,9 @@ func (m *Manager) removeLocked(ctx context.Context, b *box) error {
 // Close stops the warm pool, removing its sandboxes, and drops agent
 // connections; named sandboxes keep running for the next daemon.
 func (m *Manager) Close() {
-	m.stopIdle()
-	<-m.idleDone
-	if m.stopPool != nil {
-		m.stopPool()
-		<-m.poolDone
-	}
-	// The cgroup subtree goes when no sandbox is left in it.
-	for _, d := range cgroupDirs(m.cgroupParent) {
-		_ = os.Remove(d)
+	m.idle.Close()
+	if m.pool != nil {
+		m.pool.Close()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

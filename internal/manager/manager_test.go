@@ -15,6 +15,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/sandbox"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestEnsureConcurrentOneName(t *testing.T) {
@@ -243,17 +244,13 @@ func TestRestartAdoptsAndRecovers(t *testing.T) {
 
 func waitNotRunning(t *testing.T, e *env, id string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		st, _, err := e.rt.State(context.Background(), id)
 		if err == nil && st != runtime.StatusRunning {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container %s still %q after SIGKILL (%v)", id, st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("container %s still %q after SIGKILL (%v)", id, st, err)
+	})
 }
 
 func TestFailedStartLeavesNothing(t *testing.T) {
@@ -269,7 +266,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 		t.Errorf("List after failed create = %+v", l)
 	}
 	var rec sandbox.Record
-	if err := e.store.Get("fails", &rec); !errors.Is(err, errdefs.ErrNotFound) {
+	if err := e.store.Get(context.Background(), "fails", &rec); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("record left behind: %+v %v", rec, err)
 	}
 	requireNoMounts(t, e.data)

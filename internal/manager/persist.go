@@ -6,93 +6,105 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
-	"github.com/hutch-sh/hutch/internal/egress"
+	"github.com/hutch-sh/hutch/internal/catalog"
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/snapshot"
 )
 
-// persistAcrossSessions: a sandbox with Persist set pushes, each time it
-// falls asleep, a snapshot of its disk and a session record (the snapshot
-// id and what it was configured with: env, exposed ports and their tokens,
-// limits, sleep settings) to the shared blob store. A daemon that is asked
-// for a name it does not know, on a fresh data dir or another machine,
-// looks for that record and wakes the sandbox from it. Which daemon owns a
-// name at a time is the cluster's business (etcd leases), not this one's.
+// Persisted sandboxes (persistAcrossSessions, see internal/catalog): the
+// disk is captured under the sandbox's lock as it falls asleep; the push of
+// the capture and its session runs after the lock is let go.
 
-// session is what the blob store keeps about a persisted sandbox.
-type session struct {
-	Snapshot   string         `json:"snapshot"`
-	Image      string         `json:"image"`
-	Env        []string       `json:"env"`
-	Ports      map[int]string `json:"ports,omitempty"`
-	Limits     sandbox.Limits `json:"limits"`
-	SleepAfter time.Duration  `json:"sleepAfter,omitempty"`
-	KeepAlive  bool           `json:"keepAlive,omitempty"`
-	// Policy travels with the sandbox: a restricted one stays restricted
-	// wherever it wakes.
-	Policy *egress.Policy `json:"policy,omitempty"`
+// pending is a capture of a persisted sandbox's disk, made under its lock,
+// waiting to be pushed without it.
+type pending struct {
+	b    *box
+	seq  uint64 // b.pushSeq at capture: a later capture supersedes it
+	snap snapshot.Snapshot
+	sess catalog.Session
 }
 
-// persist pushes b's disk, now that it sleeps; b.mu is held.
-func (m *Manager) persist(ctx context.Context, b *box) error {
-	st, err := m.snapshots()
-	if err != nil {
-		return err
+// capturePersist snapshots b's disk locally, now that it sleeps, for push
+// to send; b.mu is held. Only local I/O happens here: a slow blob store
+// never holds up the calls that wait on b.mu.
+func (m *Manager) capturePersist(ctx context.Context, b *box) (*pending, error) {
+	if err := m.snaps.Enabled(); err != nil {
+		return nil, err
 	}
-	if m.cfg.Remote == nil {
-		return fmt.Errorf("persist sandbox %q: the daemon has no blob store (hutch serve --blobs): %w", b.rec.Name, errdefs.ErrFailedPrecondition)
+	if m.snaps.Remote() == nil {
+		return nil, fmt.Errorf("persist sandbox %q: the daemon has no blob store (hutch serve --blobs): %w", b.rec.Name, errdefs.ErrFailedPrecondition)
 	}
 	upper := filepath.Join(m.dir(b.rec.ID), "upper")
 	if err := os.MkdirAll(upper, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	diffID, size, lowers, err := st.CaptureOver(ctx, upper, b.rec.Lowers)
+	snap, err := m.snaps.Capture(ctx, b.rec, upper, 0, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	snap := snapshot.Snapshot{ID: snapshot.NewID(), Sandbox: b.rec.Name, Image: b.rec.Image, Layer: diffID,
-		Lowers: lowers, Env: b.rec.Env, Size: size, CreatedAt: time.Now().UTC()}
-	if err := st.Put(snap); err != nil {
-		return err
+	b.pushSeq++
+	return &pending{b: b, seq: b.pushSeq, snap: snap, sess: catalog.SessionOf(b.rec, snap.ID)}, nil
+}
+
+// push sends a capture and its session to the blob store, then records it
+// as the sandbox's persisted snapshot; b.mu must not be held. Pushes of one
+// sandbox run one at a time, and one overtaken by a later capture, or by
+// the sandbox's removal, is dropped: the session always names the newest.
+func (m *Manager) push(ctx context.Context, p *pending) error {
+	b := p.b
+	b.pushMu.Lock()
+	defer b.pushMu.Unlock()
+	if b.dropped || p.seq < b.pushed {
+		m.snaps.Drop(context.WithoutCancel(ctx), p.snap.ID)
+		return nil
 	}
-	err = m.cfg.Remote.Push(ctx, snap.ID)
-	if err == nil {
-		err = m.cfg.Remote.SaveSession(ctx, b.rec.Name, session{
-			Snapshot: snap.ID, Image: b.rec.Image, Env: b.rec.Env, Ports: b.rec.Ports,
-			Limits: b.rec.Limits, SleepAfter: b.rec.SleepAfter, KeepAlive: b.rec.KeepAlive, Policy: b.rec.Policy,
-		})
+	if err := m.snaps.SaveSession(ctx, p.snap.Sandbox, p.sess); err != nil {
+		return fmt.Errorf("persist sandbox %q: %w", p.snap.Sandbox, err)
 	}
-	if err != nil {
-		_ = m.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID)
-		return fmt.Errorf("persist sandbox %q: %w", b.rec.Name, err)
-	}
+	b.pushed = p.seq
+	b.mu.Lock()
 	prev := b.rec.Persisted
-	b.rec.Persisted = snap.ID
-	if prev != "" && prev != b.rec.FromSnapshot {
-		if err := m.DeleteSnapshot(ctx, prev); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			m.log.Warn("drop previous persisted snapshot", "sandbox", b.rec.Name, "snapshot", prev, "err", err)
+	if !b.removed {
+		rec := b.rec
+		rec.Persisted = p.snap.ID
+		if err := m.store.Put(ctx, rec.Name, rec); err != nil {
+			m.log.Warn("record persisted snapshot", "sandbox", rec.Name, "snapshot", p.snap.ID, "err", err)
+		} else {
+			b.rec = rec
 		}
 	}
-	m.log.Info("sandbox persisted", "sandbox", b.rec.Name, "snapshot", snap.ID, "size", size)
+	fromSnapshot := b.rec.FromSnapshot
+	b.mu.Unlock()
+	if prev != "" && prev != fromSnapshot {
+		if err := m.snaps.Delete(ctx, prev); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			m.log.Warn("drop previous persisted snapshot", "sandbox", p.snap.Sandbox, "snapshot", prev, "err", err)
+		}
+	}
+	m.log.Info("sandbox persisted", "sandbox", p.snap.Sandbox, "snapshot", p.snap.ID, "size", p.snap.Size)
 	return nil
+}
+
+// dropSession removes removed sandbox b's persisted session for good,
+// after any push of it in flight.
+func (m *Manager) dropSession(ctx context.Context, b *box, name string) error {
+	b.pushMu.Lock()
+	defer b.pushMu.Unlock()
+	b.dropped = true
+	return m.snaps.DropSession(ctx, name)
 }
 
 // resume fills a new sandbox's options from a persisted session of name,
 // if the blob store has one; it reports whether it did.
-func (m *Manager) resume(ctx context.Context, name string, opts *sandbox.CreateOptions) (*session, error) {
-	if m.cfg.Remote == nil || opts.FromSnapshot != "" {
+func (m *Manager) resume(ctx context.Context, name string, opts *sandbox.CreateOptions) (*catalog.Session, error) {
+	if opts.FromSnapshot != "" {
 		return nil, nil
 	}
-	var s session
-	if err := m.cfg.Remote.LoadSession(ctx, name, &s); err != nil {
-		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil, nil
-		}
+	s, err := m.snaps.LoadSession(ctx, name)
+	if err != nil || s == nil {
 		return nil, err
 	}
 	opts.FromSnapshot = s.Snapshot
-	return &s, nil
+	return s, nil
 }

@@ -7,85 +7,26 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hutch-sh/hutch/internal/agentconn"
+	"github.com/hutch-sh/hutch/internal/pool"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
-// A warm pool keeps a few sandboxes of the default image and instance type
-// running without a name, so that creating one is a rename: set the
-// hostname, write the record, hand out the agent. They are not persisted; a
-// daemon that dies leaves them as orphans that the next one removes.
+// The warm pool (internal/pool) keeps sandboxes of the default image and
+// instance type running without a name, so that creating one is a rename:
+// set the hostname, write the record, hand out the agent. They are not
+// persisted; a daemon that dies leaves them as orphans that the next one
+// removes. warmer is how the pool makes and removes them.
 
-// hostnamer is implemented by runtimes that can rename a running sandbox,
-// given a pidfd of its init.
-type hostnamer interface {
-	SetHostname(pidfd int, name string) error
-}
+type warmer struct{ m *Manager }
 
-type warm struct {
-	rec   sandbox.Record // Name empty
-	pidfd int            // of the sandbox's init, taken right after it started
-	conn  *agentconn.Conn
-}
+var _ pool.Maker = warmer{}
 
-// close releases what the entry holds in the daemon.
-func (w *warm) close() {
-	w.conn.Close()
-	_ = unix.Close(w.pidfd)
-}
-
-type pool struct {
-	size int
-	kick chan struct{}
-
-	mu    sync.Mutex
-	ready []*warm
-}
-
-// runPool keeps the pool filled until ctx ends, then removes what is left.
-func (m *Manager) runPool(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
-	defer m.drainPool()
-	backoff := time.Second
-	for {
-		for m.pool.count() < m.pool.size && ctx.Err() == nil {
-			w, err := m.warmOne(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					m.log.Warn("warm pool: start sandbox", "err", err)
-					select {
-					case <-ctx.Done():
-					case <-time.After(backoff):
-					}
-					backoff = min(2*backoff, time.Minute)
-				}
-				continue
-			}
-			backoff = time.Second
-			m.pool.mu.Lock()
-			m.pool.ready = append(m.pool.ready, w)
-			m.pool.mu.Unlock()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.pool.kick:
-		}
-	}
-}
-
-func (p *pool) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.ready)
-}
-
-func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
+// Make launches an unnamed sandbox of the default image.
+func (w warmer) Make(ctx context.Context) (*pool.Entry, error) {
+	m := w.m
 	img, err := m.images.Resolve(ctx, "")
 	if err != nil {
 		return nil, err
@@ -93,7 +34,7 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 	id := newID()
 	var addr netip.Addr
 	if m.net != nil {
-		if addr, err = m.net.Allocate(id); err != nil {
+		if addr, err = m.net.Allocate(ctx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -102,15 +43,18 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 		Addr:    addr,
 		Image:   img.Image,
 		Runtime: m.rt.Name(),
-		State:   sandbox.StateRunning,
 		Limits:  sandbox.InstanceTypes[sandbox.DefaultInstanceType],
 		Lowers:  img.Lowers,
 		Env:     img.Env,
 	}
+	if err := rec.Move(sandbox.StateRunning); err != nil {
+		m.release(ctx, rec)
+		return nil, err
+	}
 	conn, err := m.launch(ctx, rec, rec.ID)
 	if err != nil {
 		_ = os.RemoveAll(m.dir(rec.ID))
-		m.release(rec)
+		m.release(ctx, rec)
 		return nil, err
 	}
 	_, pid, err := m.rt.State(ctx, rec.ID)
@@ -123,18 +67,21 @@ func (m *Manager) warmOne(ctx context.Context) (*warm, error) {
 	}
 	if err != nil {
 		conn.Close()
-		m.discard(rec)
+		m.discard(context.WithoutCancel(ctx), rec)
 		return nil, err
 	}
-	return &warm{rec: rec, pidfd: pidfd, conn: conn}, nil
+	return &pool.Entry{Rec: rec, Pidfd: pidfd, Conn: conn}, nil
 }
 
+// Remove removes a pooled sandbox.
+func (w warmer) Remove(ctx context.Context, rec sandbox.Record) { w.m.discard(ctx, rec) }
+
 // takeWarm hands out a pooled sandbox named name, or nil when none fits.
-func (m *Manager) takeWarm(ctx context.Context, name string, opts sandbox.CreateOptions) *warm {
+func (m *Manager) takeWarm(ctx context.Context, name string, opts sandbox.CreateOptions) *pool.Entry {
 	if m.pool == nil || opts.Image != "" || opts.FromSnapshot != "" || (opts.InstanceType != "" && opts.InstanceType != sandbox.DefaultInstanceType) {
 		return nil
 	}
-	hn, ok := m.rt.(hostnamer)
+	hn, ok := m.rt.(sandbox.Hostnamer)
 	if !ok {
 		return nil
 	}
@@ -143,67 +90,40 @@ func (m *Manager) takeWarm(ctx context.Context, name string, opts sandbox.Create
 		return nil
 	}
 	for {
-		m.pool.mu.Lock()
-		if len(m.pool.ready) == 0 {
-			m.pool.mu.Unlock()
+		w := m.pool.Take()
+		if w == nil {
 			return nil
 		}
-		w := m.pool.ready[0]
-		m.pool.ready = m.pool.ready[1:]
-		m.pool.mu.Unlock()
-		m.refill()
 		// Entries made before the default image changed are stale.
-		if w.rec.Image != img.Image || !slices.Equal(w.rec.Lowers, img.Lowers) {
-			w.close()
-			go m.discard(w.rec)
+		if w.Rec.Image != img.Image || !slices.Equal(w.Rec.Lowers, img.Lowers) {
+			m.pool.Discard(w)
 			continue
 		}
-		err := hn.SetHostname(w.pidfd, name)
-		_ = unix.Close(w.pidfd)
+		err := hn.SetHostname(w.Pidfd, name)
+		w.ClosePidfd()
 		if err != nil {
-			m.log.Warn("warm pool: rename sandbox", "id", w.rec.ID, "err", err)
-			w.conn.Close()
-			go m.discard(w.rec)
+			m.log.Warn("warm pool: rename sandbox", "id", w.Rec.ID, "err", err)
+			m.pool.Discard(w)
 			continue
 		}
 		return w
 	}
 }
 
-func (m *Manager) refill() {
-	select {
-	case m.pool.kick <- struct{}{}:
-	default:
-	}
-}
-
 // discard removes a sandbox that has no record: a pool entry, or an
 // orphan (of which only the ID is known).
-func (m *Manager) discard(rec sandbox.Record) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+func (m *Manager) discard(ctx context.Context, rec sandbox.Record) {
 	if err := m.halt(ctx, rec.ID); err != nil {
 		m.log.Warn("remove unnamed sandbox", "id", rec.ID, "err", err)
 		return
 	}
 	_ = os.RemoveAll(m.dir(rec.ID))
-	m.release(rec)
-}
-
-func (m *Manager) drainPool() {
-	m.pool.mu.Lock()
-	ready := m.pool.ready
-	m.pool.ready = nil
-	m.pool.mu.Unlock()
-	for _, w := range ready {
-		w.close()
-		m.discard(w.rec)
-	}
+	m.release(ctx, rec)
 }
 
 // removeOrphans removes sandbox dirs that no record names: pool entries of
 // a daemon that died.
-func (m *Manager) removeOrphans(known map[string]bool) {
+func (m *Manager) removeOrphans(ctx context.Context, known map[string]bool) {
 	ents, err := os.ReadDir(filepath.Join(m.cfg.DataDir, "sandboxes"))
 	if err != nil {
 		return
@@ -213,6 +133,6 @@ func (m *Manager) removeOrphans(known map[string]bool) {
 			continue
 		}
 		m.log.Info("removing orphaned sandbox", "id", e.Name())
-		m.discard(sandbox.Record{ID: e.Name()})
+		m.discard(ctx, sandbox.Record{ID: e.Name()})
 	}
 }

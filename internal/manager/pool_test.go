@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,46 +12,62 @@ import (
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/store"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestWarmPoolHandsOutRenamedSandboxes(t *testing.T) {
-	requiresRoot(t)
-	if _, err := os.Stat(filepath.Join(cacheDir, "images", "default.json")); err != nil {
-		t.Skipf("default image not built: %v", err)
-	}
+	testutil.RequiresRoot(t)
+	cache := testutil.RequiresImage(t)
 	data, err := os.MkdirTemp("", "hp-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(data)
-	rc, err := runtime.NewRunc(filepath.Join(data, "runc"), slog.New(slog.DiscardHandler))
+	rc, err := runtime.NewRunc(filepath.Join(data, "runc"), runtime.CgroupParent(sandbox.DaemonTag(data)), slog.New(slog.DiscardHandler))
 	if err != nil {
-		t.Skip(err)
+		testutil.Unavailable(t, "runc: %v", err)
 	}
+	defer rc.Close()
 	db, err := store.Open(filepath.Join(data, "hutch.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	ctx := context.Background()
-	m, err := New(ctx, slog.New(slog.DiscardHandler), Config{DataDir: data, AgentBinary: agentBin, PoolSize: 1}, rc, defaultImage{cacheDir}, db)
+	m, err := New(ctx, slog.New(slog.DiscardHandler), Config{DataDir: data, AgentBinary: agentBin, PoolSize: 1}, rc, defaultImage{cache}, db)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The pool's sandboxes are the dirs no named sandbox has.
+	warm := func() []string {
+		named := map[string]bool{}
+		for _, r := range m.List() {
+			named[r.ID] = true
+		}
+		var ids []string
+		ents, _ := os.ReadDir(filepath.Join(data, "sandboxes"))
+		for _, e := range ents {
+			if !named[e.Name()] {
+				ids = append(ids, e.Name())
+			}
+		}
+		return ids
+	}
 	waitPool := func() {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for m.pool.count() < 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("pool not filled")
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if m.pool.Len() < 1 {
+				return errors.New("pool not filled")
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	waitPool()
-	m.pool.mu.Lock()
-	warmID := m.pool.ready[0].rec.ID
-	m.pool.mu.Unlock()
+	ids := warm()
+	if len(ids) != 1 {
+		t.Fatalf("warm sandboxes %v, want one", ids)
+	}
+	warmID := ids[0]
 
 	rec, conn, created, err := m.Ensure(ctx, "pooled", sandbox.CreateOptions{})
 	if err != nil || !created {
@@ -68,7 +85,7 @@ func TestWarmPoolHandsOutRenamedSandboxes(t *testing.T) {
 	if err != nil || rec2.Limits != sandbox.InstanceTypes["standard"] {
 		t.Fatalf("standard sandbox: %+v %v", rec2, err)
 	}
-	if m.pool.count() != 1 {
+	if m.pool.Len() != 1 {
 		t.Fatal("a standard sandbox was taken from the default pool")
 	}
 	for _, name := range []string{"pooled", "big"} {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/idle"
 	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
@@ -30,29 +31,7 @@ type SleepInfo struct {
 	Active     int64     // requests and streams open through its agent
 }
 
-// idleLoop puts idle sandboxes to sleep until ctx ends.
-func (m *Manager) idleLoop(ctx context.Context, every time.Duration, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var collected time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			m.sleepIdle(ctx, now)
-			if now.Sub(collected) >= time.Minute {
-				// Expired snapshots go; unused layers with them.
-				collected = now
-				if err := m.collect(ctx); err != nil {
-					m.log.Warn("snapshot gc", "err", err)
-				}
-			}
-		}
-	}
-}
-
+// sleepIdle puts the sandboxes idle at now to sleep (an idle.Task).
 func (m *Manager) sleepIdle(ctx context.Context, now time.Time) {
 	m.mu.Lock()
 	boxes := make([]*box, 0, len(m.boxes))
@@ -64,15 +43,37 @@ func (m *Manager) sleepIdle(ctx context.Context, now time.Time) {
 		if !b.mu.TryLock() {
 			continue // busy starting, stopping or snapshotting: not idle
 		}
-		if at := m.sleepsAt(b); !at.IsZero() && !now.Before(at) {
-			if err := m.sleepLocked(ctx, b); err != nil {
-				m.log.Warn("put idle sandbox to sleep", "sandbox", b.rec.Name, "err", err)
-			} else {
-				m.log.Info("idle sandbox asleep", "sandbox", b.rec.Name, "idle", b.rec.IdleLimit())
-			}
+		var p *pending
+		var err error
+		name := b.rec.Name
+		at := m.sleepsAt(b)
+		asleep := !at.IsZero() && !now.Before(at)
+		if asleep {
+			p, err = m.sleepLocked(ctx, b)
 		}
+		idle := b.rec.IdleLimit()
 		b.mu.Unlock()
+		if asleep && p != nil && err == nil {
+			err = m.push(ctx, p)
+		}
+		switch {
+		case !asleep:
+		case err != nil:
+			m.log.Warn("put idle sandbox to sleep", "sandbox", name, "err", err)
+		default:
+			m.log.Info("idle sandbox asleep", "sandbox", name, "idle", idle)
+		}
 	}
+}
+
+// collectEvery is the idle task that deletes expired snapshots, and the
+// layers only they used, once a period.
+func (m *Manager) collectEvery(period time.Duration) idle.Task {
+	return idle.Every(period, func(ctx context.Context, _ time.Time) {
+		if err := m.snaps.Collect(ctx); err != nil {
+			m.log.Warn("snapshot gc", "err", err)
+		}
+	})
 }
 
 // sleepsAt is when b sleeps if nothing happens; zero if it is not running,
@@ -97,28 +98,42 @@ func (m *Manager) Sleep(ctx context.Context, name string) (SleepInfo, error) {
 	if err != nil {
 		return SleepInfo{}, err
 	}
-	defer b.mu.Unlock()
-	if err := m.sleepLocked(ctx, b); err != nil {
+	p, err := m.sleepLocked(ctx, b)
+	info := m.sleepInfo(b)
+	b.mu.Unlock()
+	if err == nil && p != nil {
+		err = m.push(ctx, p)
+	}
+	if err != nil {
 		return SleepInfo{}, err
 	}
-	return m.sleepInfo(b), nil
+	return info, nil
 }
 
-func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
+// sleepLocked puts b to sleep; b.mu is held. A persisted sandbox's disk is
+// captured here, and the capture returned for the caller to push once it
+// has let go of b.mu.
+func (m *Manager) sleepLocked(ctx context.Context, b *box) (*pending, error) {
 	if b.rec.State == sandbox.StateSleeping && b.conn == nil {
-		return nil
+		return nil, nil
 	}
 	if err := m.stop(ctx, b); err != nil {
-		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
+		return nil, fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
 	}
 	b.broken = false
-	b.rec.State = sandbox.StateSleeping
+	if err := b.rec.Move(sandbox.StateSleeping); err != nil {
+		return nil, err
+	}
+	var p *pending
 	var perr error
 	if b.rec.Persist {
-		perr = m.persist(ctx, b)
+		p, perr = m.capturePersist(ctx, b)
 	}
-	if err := m.store.Put(b.rec.Name, b.rec); err != nil {
-		return fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
+	if err := m.store.Put(ctx, b.rec.Name, b.rec); err != nil {
+		if p != nil {
+			m.snaps.Drop(context.WithoutCancel(ctx), p.snap.ID)
+		}
+		return nil, fmt.Errorf("sleep sandbox %q: %w", b.rec.Name, err)
 	}
 	// Its next container waits, created, so that a wake is only its start.
 	if ok, err := m.prepare(ctx, b.rec); err != nil {
@@ -127,8 +142,8 @@ func (m *Manager) sleepLocked(ctx context.Context, b *box) error {
 		b.prepared = ok
 	}
 	m.log.Info("sandbox asleep", "sandbox", b.rec.Name, "id", b.rec.ID, "prepared", b.prepared)
-	// Asleep here either way; a failed push is the caller's to know.
-	return perr
+	// Asleep here either way; a failed capture is the caller's to know.
+	return p, perr
 }
 
 // SleepSettings change how a sandbox sleeps; nil fields stay as they are.
@@ -139,13 +154,13 @@ type SleepSettings struct {
 }
 
 // ConfigureSleep changes how sandbox name sleeps.
-func (m *Manager) ConfigureSleep(name string, set SleepSettings) (SleepInfo, error) {
+func (m *Manager) ConfigureSleep(ctx context.Context, name string, set SleepSettings) (SleepInfo, error) {
 	if set.SleepAfter != nil {
 		if err := validSleepAfter(*set.SleepAfter); err != nil {
 			return SleepInfo{}, err
 		}
 	}
-	if set.Persist != nil && *set.Persist && m.cfg.Remote == nil {
+	if set.Persist != nil && *set.Persist && m.snaps.Remote() == nil {
 		return SleepInfo{}, fmt.Errorf("persistAcrossSessions needs a blob store (hutch serve --blobs): %w", errdefs.ErrFailedPrecondition)
 	}
 	b, err := m.existing(name)
@@ -163,7 +178,7 @@ func (m *Manager) ConfigureSleep(name string, set SleepSettings) (SleepInfo, err
 	if set.Persist != nil {
 		rec.Persist = *set.Persist
 	}
-	if err := m.store.Put(rec.Name, rec); err != nil {
+	if err := m.store.Put(ctx, rec.Name, rec); err != nil {
 		return SleepInfo{}, err
 	}
 	b.rec = rec

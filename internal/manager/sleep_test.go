@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 	"github.com/hutch-sh/hutch/internal/runtime"
 	"github.com/hutch-sh/hutch/internal/sandbox"
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 func TestSleepKeepsDiskPortsAndAddress(t *testing.T) {
@@ -104,18 +106,18 @@ func TestIdleSleep(t *testing.T) {
 
 	// Kept alive: it stays up however idle.
 	keep := true
-	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
+	if _, err := e.m.ConfigureSleep(context.Background(), "idle", SleepSettings{KeepAlive: &keep}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.m.Conn(ctx, "idle"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // longer than SleepAfter: staying up is the point
 	if got, _ := e.m.Get("idle"); got.State != sandbox.StateRunning {
 		t.Errorf("kept-alive sandbox is %q, want running", got.State)
 	}
 	keep = false
-	if _, err := e.m.ConfigureSleep("idle", SleepSettings{KeepAlive: &keep}); err != nil {
+	if _, err := e.m.ConfigureSleep(context.Background(), "idle", SleepSettings{KeepAlive: &keep}); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, e, "idle", sandbox.StateSleeping, 3*time.Second)
@@ -157,24 +159,20 @@ func TestSleepBadInput(t *testing.T) {
 	if _, _, _, err := e.m.Ensure(context.Background(), "ok", sandbox.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.m.ConfigureSleep("ok", SleepSettings{SleepAfter: &short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := e.m.ConfigureSleep(context.Background(), "ok", SleepSettings{SleepAfter: &short}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("ConfigureSleep(1ms) = %v, want invalid argument", err)
 	}
 }
 
 func waitState(t *testing.T, e *env, name string, want sandbox.State, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	testutil.Eventually(t, within, func() error {
 		got, err := e.m.Get(name)
 		if err == nil && got.State == want {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state of %s %q (%v), want %q within %s", name, got.State, err, want, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("state of %s %q (%v), want %q", name, got.State, err, want)
+	})
 }
 
 // requirePrepared fails unless sleeping rec holds only a prepared container:
@@ -186,14 +184,14 @@ func requirePrepared(t *testing.T, e *env, rec sandbox.Record) {
 	if err != nil || st != runtime.StatusCreated {
 		t.Fatalf("container %s (%v) while asleep, want created (prepared)", st, err)
 	}
-	procs, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.m.cgroupParent, rec.ID, "cgroup.procs"))
+	procs, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.cgroupParent, rec.ID, "cgroup.procs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Fields(string(procs)); len(got) != 1 || got[0] != strconv.Itoa(pid) {
 		t.Errorf("processes in the sleeping sandbox's cgroup: %v, want only runc's waiting init %d", got, pid)
 	}
-	lim, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.m.cgroupParent, rec.ID, "memory.limit_in_bytes"))
+	lim, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", e.cgroupParent, rec.ID, "memory.limit_in_bytes"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func TestSnapshotAndFork(t *testing.T) {
 	if err := e.m.DeleteSnapshot(ctx, snap.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("deleting a snapshot forks stand on: %v, want failed precondition", err)
 	}
-	infos, err := e.m.ListSnapshots("par")
+	infos, err := e.m.ListSnapshots(context.Background(), "par")
 	if err != nil || len(infos) != 1 || len(infos[0].UsedBy) != 2 {
 		t.Fatalf("ListSnapshots(par) = %+v, %v", infos, err)
 	}
@@ -121,8 +121,8 @@ func TestSnapshotOfSleepingSandboxAndTTL(t *testing.T) {
 	if got, _ := e.m.Get("zz"); got.State != sandbox.StateSleeping {
 		t.Errorf("snapshot woke the sandbox: %s", got.State)
 	}
-	time.Sleep(5 * time.Millisecond)
-	if err := e.m.collect(ctx); err != nil {
+	time.Sleep(5 * time.Millisecond) // past its 1ms TTL
+	if err := e.m.snaps.Collect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := e.m.Fork(ctx, "", []string{"late"}, snap.ID, sandbox.CreateOptions{}); !errors.Is(err, errdefs.ErrNotFound) {

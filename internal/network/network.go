@@ -11,6 +11,7 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,13 +63,6 @@ type Network struct {
 	egress bool
 
 	portsMu sync.Mutex // serialises rewrites of the bridge-port rules
-}
-
-// Attachment is how a sandbox is connected.
-type Attachment struct {
-	Addr    netip.Addr
-	Gateway netip.Addr
-	Subnet  netip.Prefix
 }
 
 // Open sets up the daemon's bridge, rules and DNS forwarder, reusing what a
@@ -163,13 +157,17 @@ func (n *Network) Bridge() string { return n.bridge }
 func (n *Network) ResolvConf() []byte { return resolvConf(n.ipam.gateway) }
 
 // Allocate gives sandbox id a free address.
-func (n *Network) Allocate(id string) (netip.Addr, error) { return n.ipam.Allocate(id) }
+func (n *Network) Allocate(_ context.Context, id string) (netip.Addr, error) {
+	return n.ipam.Allocate(id)
+}
 
 // Reserve claims addr for sandbox id, as read back from its record.
-func (n *Network) Reserve(id string, addr netip.Addr) error { return n.ipam.Reserve(id, addr) }
+func (n *Network) Reserve(_ context.Context, id string, addr netip.Addr) error {
+	return n.ipam.Reserve(id, addr)
+}
 
 // Release frees sandbox id's address.
-func (n *Network) Release(id string, addr netip.Addr) { n.ipam.Release(id, addr) }
+func (n *Network) Release(_ context.Context, id string, addr netip.Addr) { n.ipam.Release(id, addr) }
 
 func (n *Network) ensureBridge() error {
 	l, err := netlink.LinkByName(n.bridge)
@@ -204,24 +202,24 @@ func (n *Network) ensureBridge() error {
 
 // Setup creates sandbox id's namespace at nsPath (or reuses it), connects
 // it to the bridge and gives it addr. It leaves nothing behind on failure.
-func (n *Network) Setup(id, nsPath string, addr netip.Addr) (att Attachment, err error) {
+func (n *Network) Setup(ctx context.Context, id, nsPath string, addr netip.Addr) (err error) {
 	if !n.subnet.Contains(addr) {
-		return att, fmt.Errorf("sandbox %s: address %s is outside %s: %w", id, addr, n.subnet, errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("sandbox %s: address %s is outside %s: %w", id, addr, n.subnet, errdefs.ErrFailedPrecondition)
 	}
 	if !isNetns(nsPath) {
 		_ = os.Remove(nsPath) // left from before a reboot
 		if err := newNetns(nsPath); err != nil {
-			return att, err
+			return err
 		}
 	}
 	defer func() {
 		if err != nil {
-			_ = n.Teardown(id, nsPath)
+			_ = n.Teardown(context.WithoutCancel(ctx), id, nsPath)
 		}
 	}()
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
-		return att, err
+		return err
 	}
 	defer ns.Close()
 	host := vethName(id)
@@ -230,7 +228,7 @@ func (n *Network) Setup(id, nsPath string, addr netip.Addr) (att Attachment, err
 	}
 	br, err := netlink.LinkByName(n.bridge)
 	if err != nil {
-		return att, fmt.Errorf("bridge %s: %w", n.bridge, err)
+		return fmt.Errorf("bridge %s: %w", n.bridge, err)
 	}
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: host, MTU: n.mtu, MasterIndex: br.Attrs().Index},
@@ -238,53 +236,53 @@ func (n *Network) Setup(id, nsPath string, addr netip.Addr) (att Attachment, err
 		PeerNamespace: netlink.NsFd(int(ns)),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
-		return att, fmt.Errorf("create veth %s: %w", host, err)
+		return fmt.Errorf("create veth %s: %w", host, err)
 	}
 	hl, err := netlink.LinkByName(host)
 	if err != nil {
-		return att, err
+		return err
 	}
 	if err := netlink.LinkSetIsolated(hl, true); err != nil {
-		return att, fmt.Errorf("isolate %s: %w", host, err)
+		return fmt.Errorf("isolate %s: %w", host, err)
 	}
 	if err := netlink.LinkSetUp(hl); err != nil {
-		return att, err
+		return err
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		return att, err
+		return err
 	}
 	defer h.Close()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
-		return att, err
+		return err
 	}
 	if err := h.LinkSetUp(lo); err != nil {
-		return att, err
+		return err
 	}
 	eth, err := h.LinkByName(PeerName)
 	if err != nil {
-		return att, err
+		return err
 	}
 	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: ipnet(addr, n.subnet.Bits())}); err != nil {
-		return att, fmt.Errorf("address %s: %w", addr, err)
+		return fmt.Errorf("address %s: %w", addr, err)
 	}
 	if err := h.LinkSetUp(eth); err != nil {
-		return att, err
+		return err
 	}
 	gw := n.ipam.gateway.AsSlice()
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw}); err != nil {
-		return att, fmt.Errorf("default route: %w", err)
+		return fmt.Errorf("default route: %w", err)
 	}
 	if err := n.syncPorts(id, addr); err != nil {
-		return att, err
+		return err
 	}
-	return Attachment{Addr: addr, Gateway: n.ipam.gateway, Subnet: n.subnet}, nil
+	return nil
 }
 
 // Teardown disconnects sandbox id and removes its namespace; its address
 // stays reserved. Whatever is already gone is fine.
-func (n *Network) Teardown(id, nsPath string) error {
+func (n *Network) Teardown(_ context.Context, id, nsPath string) error {
 	if l, err := netlink.LinkByName(vethName(id)); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
 			return fmt.Errorf("delete veth %s: %w", vethName(id), err)
@@ -295,7 +293,7 @@ func (n *Network) Teardown(id, nsPath string) error {
 
 // Sweep deletes host-side veths on the bridge of sandboxes that known does
 // not recognise: left by a daemon that died mid-create.
-func (n *Network) Sweep(known func(id string) bool) {
+func (n *Network) Sweep(_ context.Context, known func(id string) bool) {
 	for _, l := range n.ports() {
 		name := l.Attrs().Name
 		if strings.HasPrefix(name, vethPrefix) && !known("hb-"+strings.TrimPrefix(name, vethPrefix)) {

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/hutch-sh/hutch/internal/nettest"
 	"github.com/hutch-sh/hutch/internal/testutil"
@@ -114,24 +116,24 @@ func TestSandboxNetwork(t *testing.T) {
 		}
 	})
 	gw := n.Gateway()
+	ctx := context.Background()
 
 	var ns [2]string
 	var addrs [2]netip.Addr
 	for i := range ns {
 		id := fmt.Sprintf("hb-%012x", i+0xabc000)
-		addrs[i], err = n.Allocate(id)
+		addrs[i], err = n.Allocate(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ns[i] = filepath.Join(dir, fmt.Sprintf("ns%d", i))
-		att, err := n.Setup(id, ns[i], addrs[i])
-		if err != nil {
+		if err := n.Setup(ctx, id, ns[i], addrs[i]); err != nil {
 			t.Fatal(err)
 		}
-		if att.Addr != addrs[i] || att.Gateway != gw {
-			t.Fatalf("attachment %+v", att)
+		t.Cleanup(func() { _ = n.Teardown(ctx, id, ns[i]) })
+		if addr, via := attachment(t, ns[i]); addr != addrs[i] || via != gw {
+			t.Fatalf("attached as %s via %s, want %s via %s", addr, via, addrs[i], gw)
 		}
-		t.Cleanup(func() { _ = n.Teardown(id, ns[i]) })
 	}
 
 	// The host's services are out of reach, whichever of its addresses a
@@ -241,7 +243,7 @@ func TestSandboxNetwork(t *testing.T) {
 	// Tear-down leaves nothing: no veth, no namespace, no bridge, no table.
 	for i := range ns {
 		id := fmt.Sprintf("hb-%012x", i+0xabc000)
-		if err := n.Teardown(id, ns[i]); err != nil {
+		if err := n.Teardown(ctx, id, ns[i]); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := netlink.LinkByName(vethName(id)); err == nil {
@@ -280,4 +282,39 @@ func TestSandboxNetwork(t *testing.T) {
 	if n2.Subnet() != n.Subnet() {
 		t.Fatalf("subnet after restart %s, want %s", n2.Subnet(), n.Subnet())
 	}
+}
+
+// attachment reads the address and default gateway of the sandbox side of
+// the namespace at nsPath.
+func attachment(t *testing.T, nsPath string) (addr, gw netip.Addr) {
+	t.Helper()
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	eth, err := h.LinkByName(PeerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := h.AddrList(eth, netlink.FAMILY_V4)
+	if err != nil || len(addrs) != 1 {
+		t.Fatalf("addresses of %s: %v %v", PeerName, addrs, err)
+	}
+	addr, _ = netip.AddrFromSlice(addrs[0].IP.To4())
+	routes, err := h.RouteList(eth, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if r.Gw != nil { // the default route is the only one with a gateway
+			gw, _ = netip.AddrFromSlice(r.Gw.To4())
+		}
+	}
+	return addr, gw
 }

@@ -16,7 +16,7 @@ func TestRuncConformance(t *testing.T) {
 	testutil.RequiresRoot(t)
 	testutil.RequiresTool(t, "runc")
 	runtimetest.Run(t, func(t *testing.T) runtimetest.Runtime {
-		rt, err := runtime.NewRunc(filepath.Join(t.TempDir(), "runc"), slog.New(slog.DiscardHandler))
+		rt, err := runtime.NewRunc(filepath.Join(t.TempDir(), "runc"), runtimetest.CgroupParent, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("runc: %v", err)
 		}

@@ -23,27 +23,39 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // Status is what the runtime knows of a container.
-type Status string
+type Status = sandbox.Status
 
 const (
-	StatusMissing Status = "missing" // the runtime has no such container
-	StatusCreated Status = "created"
-	StatusRunning Status = "running"
-	StatusPaused  Status = "paused"
-	StatusStopped Status = "stopped"
+	StatusMissing = sandbox.StatusMissing
+	StatusCreated = sandbox.StatusCreated
+	StatusRunning = sandbox.StatusRunning
+	StatusPaused  = sandbox.StatusPaused
+	StatusStopped = sandbox.StatusStopped
+)
+
+var (
+	_ sandbox.Runtime   = (*Runc)(nil)
+	_ sandbox.Preparer  = (*Runc)(nil)
+	_ sandbox.Hostnamer = (*Runc)(nil)
 )
 
 // Runc drives the runc binary.
 type Runc struct {
 	rc  *runc.Runc
 	log *slog.Logger
+	// cgroupParent is the cgroup subtree the containers go in (see
+	// CgroupParent), where a spec names none; "" leaves it to the spec.
+	cgroupParent string
 }
 
-// NewRunc keeps runc's container state under root.
-func NewRunc(root string, log *slog.Logger) (*Runc, error) {
+// NewRunc keeps runc's container state under root and puts containers in
+// cgroups under cgroupParent (see CgroupParent), which it owns: it removes
+// a container's cgroups with it, sweeps orphans and freezes.
+func NewRunc(root, cgroupParent string, log *slog.Logger) (*Runc, error) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		return nil, fmt.Errorf("runc not installed (apt-get install runc): %w", errdefs.ErrFailedPrecondition)
 	}
@@ -52,7 +64,7 @@ func NewRunc(root string, log *slog.Logger) (*Runc, error) {
 	}
 	// PdeathSignal: a runc that outlives a killed daemon could finish
 	// starting a container after the next daemon swept for orphans.
-	return &Runc{rc: &runc.Runc{Command: "runc", Root: root, PdeathSignal: syscall.SIGKILL}, log: log}, nil
+	return &Runc{rc: &runc.Runc{Command: "runc", Root: root, PdeathSignal: syscall.SIGKILL}, log: log, cgroupParent: cgroupParent}, nil
 }
 
 // Name is the runtime's name as users see it.
@@ -82,6 +94,9 @@ func (r *Runc) StartCreated(ctx context.Context, id string) error {
 
 // make runs `runc run -d` or `runc create` on spec written into bundle.
 func (r *Runc) make(ctx context.Context, verb, id, bundle string, spec *specs.Spec, logPath string, extra []*os.File) error {
+	if spec.Linux != nil && spec.Linux.CgroupsPath == "" && r.cgroupParent != "" {
+		spec.Linux.CgroupsPath = r.cgroup(id)
+	}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -128,9 +143,16 @@ func (r *Runc) State(ctx context.Context, id string) (Status, int, error) {
 	return Status(c.Status), c.Pid, nil
 }
 
-// Delete kills the container's processes and removes it; a missing container
-// is not an error.
+// Delete kills the container's processes and removes it and its cgroups; a
+// missing container is not an error.
 func (r *Runc) Delete(ctx context.Context, id string) error {
+	if err := r.delete(ctx, id); err != nil {
+		return err
+	}
+	return r.removeCgroups(id)
+}
+
+func (r *Runc) delete(ctx context.Context, id string) error {
 	st, pid, err := r.State(ctx, id)
 	if err != nil {
 		// A container caught half-made (its daemon died during runc run)

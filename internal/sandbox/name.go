@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"regexp"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
@@ -19,4 +22,16 @@ func ValidateName(name string) error {
 		q = q[:80] + "..."
 	}
 	return fmt.Errorf("sandbox name %q is invalid: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-': %w", q, errdefs.ErrInvalidArgument)
+}
+
+// DaemonTag is the short name of the daemon with this data dir: 8 hex
+// digits that name what it creates on the host (cgroups, bridge, rules),
+// so daemons sharing a host never touch each other's.
+func DaemonTag(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:4])
 }

@@ -25,15 +25,16 @@ const (
 	StateFailed   State = "failed"
 )
 
-// transitions lists where each state may go. Any state may fail, and a
-// removal ends every state, so neither is listed.
+// transitions lists where each state may go, as the manager moves them.
+// Any state may fail, and a removal ends every state, so neither is listed.
 var transitions = map[State][]State{
-	"":            {StateCreating, StateRunning, StateSleeping}, // new, or resumed from a session
-	StateCreating: {StateRunning, StateStopped},
-	StateRunning:  {StateRunning, StateStopped, StateSleeping},
-	StateStopped:  {StateRunning, StateCreating},
-	StateSleeping: {StateRunning, StateStopped, StateSleeping},
-	StateFailed:   {StateRunning, StateCreating},
+	"":            {StateCreating, StateRunning}, // created; a warm pool entry starts running
+	StateCreating: {StateRunning, StateStopped},  // started; or found half-made after a restart
+	// Running again: restarted after its agent stopped answering.
+	StateRunning:  {StateRunning, StateSleeping, StateStopped},
+	StateStopped:  {StateRunning, StateSleeping},
+	StateSleeping: {StateRunning},
+	StateFailed:   {StateRunning},
 }
 
 // CanMove reports whether a sandbox in state from may be moved to to.

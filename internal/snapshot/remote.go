@@ -44,7 +44,7 @@ func (s *Store) chain(lowers []string) []string {
 
 // Push uploads snapshot id and the layers it stands on that bs lacks.
 func (s *Store) Push(ctx context.Context, bs blob.Store, id string) error {
-	snap, err := s.Get(id)
+	snap, err := s.Get(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (s *Store) Pull(ctx context.Context, bs blob.Store, id string) (Snapshot, e
 		lowers = append(lowers, d)
 	}
 	snap.Lowers = lowers
-	if err := s.Put(snap); err != nil {
+	if err := s.Put(ctx, snap); err != nil {
 		return Snapshot{}, err
 	}
 	return snap, nil

@@ -30,7 +30,7 @@ func pushed(t *testing.T, extra string) (*Store, blob.Store, Snapshot) {
 	}
 	image := t.TempDir() // stands in for an image layer on this node
 	snap := Snapshot{ID: NewID(), Layer: layer, Lowers: []string{dir, image}, CreatedAt: time.Now()}
-	if err := st.Put(snap); err != nil {
+	if err := st.Put(ctx, snap); err != nil {
 		t.Fatal(err)
 	}
 	bs, err := blob.OpenDir(t.TempDir())
@@ -44,12 +44,13 @@ func pushed(t *testing.T, extra string) (*Store, blob.Store, Snapshot) {
 }
 
 func TestPushPull(t *testing.T) {
+	ctx := context.Background()
 	_, bs, snap := pushed(t, "x")
 	fresh, err := Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := fresh.Pull(context.Background(), bs, snap.ID)
+	got, err := fresh.Pull(ctx, bs, snap.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestPushPull(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(got.Lowers[0], "workspace/hard")); err != nil || string(b) != "alpha" {
 		t.Errorf("pulled layer: %q %v", b, err)
 	}
-	if again, err := fresh.Get(snap.ID); err != nil || again.Lowers[0] != got.Lowers[0] {
+	if again, err := fresh.Get(ctx, snap.ID); err != nil || again.Lowers[0] != got.Lowers[0] {
 		t.Errorf("pulled record: %+v %v", again, err)
 	}
 }
@@ -86,7 +87,7 @@ func TestPullBadInput(t *testing.T) {
 	if _, err := fresh.Pull(ctx, bs, snap.ID); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("pull of a corrupt layer: %v, want failed precondition", err)
 	}
-	if _, err := fresh.Get(snap.ID); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := fresh.Get(ctx, snap.ID); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("a failed pull left the snapshot: %v", err)
 	}
 	if removed, _ := fresh.GC(ctx, nil); len(removed) != 0 {

@@ -129,7 +129,7 @@ func (s *Store) path(id string) (string, error) {
 }
 
 // Put writes rec atomically; once Put returns, the snapshot exists.
-func (s *Store) Put(rec Snapshot) error {
+func (s *Store) Put(_ context.Context, rec Snapshot) error {
 	p, err := s.path(rec.ID)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *Store) Put(rec Snapshot) error {
 }
 
 // Get returns snapshot id.
-func (s *Store) Get(id string) (Snapshot, error) {
+func (s *Store) Get(_ context.Context, id string) (Snapshot, error) {
 	p, err := s.path(id)
 	if err != nil {
 		return Snapshot{}, err
@@ -181,7 +181,7 @@ func (s *Store) Get(id string) (Snapshot, error) {
 }
 
 // List returns every snapshot, oldest first.
-func (s *Store) List() ([]Snapshot, error) {
+func (s *Store) List(ctx context.Context) ([]Snapshot, error) {
 	ents, err := os.ReadDir(filepath.Join(s.dir, "records"))
 	if err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func (s *Store) List() ([]Snapshot, error) {
 		if !ok || !idRe.MatchString(id) {
 			continue
 		}
-		rec, err := s.Get(id)
+		rec, err := s.Get(ctx, id)
 		if err != nil {
 			if errors.Is(err, errdefs.ErrNotFound) {
 				continue
@@ -206,7 +206,7 @@ func (s *Store) List() ([]Snapshot, error) {
 }
 
 // Delete removes snapshot id's record; its layers go at the next GC.
-func (s *Store) Delete(id string) error {
+func (s *Store) Delete(_ context.Context, id string) error {
 	p, err := s.path(id)
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func (s *Store) Delete(id string) error {
 // GC removes the layers that no snapshot and no dir in inUse (lower dirs
 // of existing sandboxes) stands on.
 func (s *Store) GC(ctx context.Context, inUse []string) ([]string, error) {
-	recs, err := s.List()
+	recs, err := s.List(ctx)
 	if err != nil {
 		return nil, err
 	}

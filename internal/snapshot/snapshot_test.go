@@ -105,10 +105,10 @@ func TestRecordsAndGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := Snapshot{ID: NewID(), Sandbox: "s", Layer: layer, Lowers: []string{dir, "/image/layer"}, CreatedAt: time.Now()}
-	if err := st.Put(snap); err != nil {
+	if err := st.Put(ctx, snap); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.Get(snap.ID); err != nil || got.Layer != layer {
+	if got, err := st.Get(ctx, snap.ID); err != nil || got.Layer != layer {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 	if _, err := st.GC(ctx, nil); err != nil {
@@ -117,7 +117,7 @@ func TestRecordsAndGC(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Errorf("GC removed a layer a snapshot stands on: %v", err)
 	}
-	if err := st.Delete(snap.ID); err != nil {
+	if err := st.Delete(ctx, snap.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.GC(ctx, []string{dir}); err != nil {
@@ -133,7 +133,7 @@ func TestRecordsAndGC(t *testing.T) {
 		id   string
 		want error
 	}{{"sn-000000000000", errdefs.ErrNotFound}, {"../x", errdefs.ErrInvalidArgument}, {"", errdefs.ErrInvalidArgument}} {
-		if _, err := st.Get(c.id); !errors.Is(err, c.want) {
+		if _, err := st.Get(ctx, c.id); !errors.Is(err, c.want) {
 			t.Errorf("Get(%q) = %v, want %v", c.id, err, c.want)
 		}
 	}

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -10,9 +11,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 var bucket = []byte("sandboxes")
+
+var _ sandbox.Store = (*Bolt)(nil)
 
 // Bolt is a record store in one bbolt file.
 type Bolt struct{ db *bolt.DB }
@@ -37,7 +41,7 @@ func Open(path string) (*Bolt, error) {
 func (b *Bolt) Close() error { return b.db.Close() }
 
 // Put stores v as JSON under key.
-func (b *Bolt) Put(key string, v any) error {
+func (b *Bolt) Put(_ context.Context, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -46,7 +50,7 @@ func (b *Bolt) Put(key string, v any) error {
 }
 
 // Get decodes the value under key into v; ErrNotFound if there is none.
-func (b *Bolt) Get(key string, v any) error {
+func (b *Bolt) Get(_ context.Context, key string, v any) error {
 	return b.db.View(func(tx *bolt.Tx) error {
 		data := tx.Bucket(bucket).Get([]byte(key))
 		if data == nil {
@@ -57,12 +61,12 @@ func (b *Bolt) Get(key string, v any) error {
 }
 
 // Delete removes key; a missing key is not an error.
-func (b *Bolt) Delete(key string) error {
+func (b *Bolt) Delete(_ context.Context, key string) error {
 	return b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
 // Each calls fn with every key and raw JSON value, in key order.
-func (b *Bolt) Each(fn func(key string, raw []byte) error) error {
+func (b *Bolt) Each(_ context.Context, fn func(key string, raw []byte) error) error {
 	return b.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error { return fn(string(k), v) })
 	})

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ func open(t *testing.T, path string) *Bolt {
 }
 
 func TestPutGetDeleteEach(t *testing.T) {
+	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "hutch.db"))
 	defer s.Close()
 	at := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
@@ -41,11 +43,11 @@ func TestPutGetDeleteEach(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("put "+tt.key, func(t *testing.T) {
-			if err := s.Put(tt.key, tt.v); err != nil {
+			if err := s.Put(ctx, tt.key, tt.v); err != nil {
 				t.Fatal(err)
 			}
 			var got rec
-			if err := s.Get(tt.key, &got); err != nil {
+			if err := s.Get(ctx, tt.key, &got); err != nil {
 				t.Fatal(err)
 			}
 			if got.Name != tt.v.Name || got.N != tt.v.N || !got.At.Equal(tt.v.At) || len(got.Lower) != len(tt.v.Lower) {
@@ -54,17 +56,17 @@ func TestPutGetDeleteEach(t *testing.T) {
 		})
 	}
 	t.Run("overwrite", func(t *testing.T) {
-		if err := s.Put("a", rec{Name: "a", N: 10}); err != nil {
+		if err := s.Put(ctx, "a", rec{Name: "a", N: 10}); err != nil {
 			t.Fatal(err)
 		}
 		var got rec
-		if err := s.Get("a", &got); err != nil || got.N != 10 {
+		if err := s.Get(ctx, "a", &got); err != nil || got.N != 10 {
 			t.Errorf("Get after overwrite = %+v %v", got, err)
 		}
 	})
 	t.Run("each in key order", func(t *testing.T) {
 		var keys []string
-		if err := s.Each(func(k string, raw []byte) error {
+		if err := s.Each(ctx, func(k string, raw []byte) error {
 			keys = append(keys, k)
 			if len(raw) == 0 || raw[0] != '{' {
 				t.Errorf("raw value of %s = %q, want JSON", k, raw)
@@ -80,35 +82,35 @@ func TestPutGetDeleteEach(t *testing.T) {
 	t.Run("each stops on error", func(t *testing.T) {
 		stop := errors.New("stop")
 		n := 0
-		err := s.Each(func(string, []byte) error { n++; return stop })
+		err := s.Each(ctx, func(string, []byte) error { n++; return stop })
 		if !errors.Is(err, stop) || n != 1 {
 			t.Errorf("Each = %v after %d calls, want the callback's error after 1", err, n)
 		}
 	})
 	t.Run("delete", func(t *testing.T) {
-		if err := s.Delete("b"); err != nil {
+		if err := s.Delete(ctx, "b"); err != nil {
 			t.Fatal(err)
 		}
 		var got rec
-		if err := s.Get("b", &got); !errors.Is(err, errdefs.ErrNotFound) {
+		if err := s.Get(ctx, "b", &got); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("Get after delete = %v, want not found", err)
 		}
-		if err := s.Delete("b"); err != nil {
+		if err := s.Delete(ctx, "b"); err != nil {
 			t.Errorf("Delete of a missing key = %v, want nil", err)
 		}
 	})
 	t.Run("get missing", func(t *testing.T) {
 		var got rec
-		if err := s.Get("nope", &got); !errors.Is(err, errdefs.ErrNotFound) {
+		if err := s.Get(ctx, "nope", &got); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("Get = %v, want not found", err)
 		}
 	})
 	t.Run("unencodable", func(t *testing.T) {
-		if err := s.Put("bad", func() {}); err == nil {
+		if err := s.Put(ctx, "bad", func() {}); err == nil {
 			t.Error("Put of a func succeeded")
 		}
 		var got rec
-		if err := s.Get("bad", &got); !errors.Is(err, errdefs.ErrNotFound) {
+		if err := s.Get(ctx, "bad", &got); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("a failed Put left a record: %v", err)
 		}
 	})
@@ -126,14 +128,15 @@ func join(s []string) string {
 }
 
 func TestSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "hutch.db")
 	s := open(t, path)
 	for i := range 50 {
-		if err := s.Put("k"+strconv.Itoa(i), rec{N: i}); err != nil {
+		if err := s.Put(ctx, "k"+strconv.Itoa(i), rec{N: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Delete("k7"); err != nil {
+	if err := s.Delete(ctx, "k7"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -142,17 +145,17 @@ func TestSurvivesReopen(t *testing.T) {
 	s = open(t, path)
 	defer s.Close()
 	n := 0
-	if err := s.Each(func(string, []byte) error { n++; return nil }); err != nil {
+	if err := s.Each(ctx, func(string, []byte) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 49 {
 		t.Errorf("%d records after reopen, want 49", n)
 	}
 	var got rec
-	if err := s.Get("k42", &got); err != nil || got.N != 42 {
+	if err := s.Get(ctx, "k42", &got); err != nil || got.N != 42 {
 		t.Errorf("Get k42 after reopen = %+v %v", got, err)
 	}
-	if err := s.Get("k7", &got); !errors.Is(err, errdefs.ErrNotFound) {
+	if err := s.Get(ctx, "k7", &got); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("deleted key back after reopen: %v", err)
 	}
 }

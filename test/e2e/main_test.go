@@ -23,7 +23,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/hutch-sh/hutch/client"
-	"github.com/hutch-sh/hutch/internal/manager"
+	"github.com/hutch-sh/hutch/internal/runtime"
+	"github.com/hutch-sh/hutch/internal/sandbox"
 	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
@@ -252,7 +253,7 @@ func (d *daemon) run(name string, argv ...string) string {
 // cgroup behind, in any hierarchy.
 func assertNoCgroups(t *testing.T, data string) {
 	t.Helper()
-	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", manager.CgroupParent(data), "*"))
+	left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", runtime.CgroupParent(sandbox.DaemonTag(data)), "*"))
 	for _, d := range left {
 		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
 			t.Errorf("cgroup left behind: %s", d)
@@ -264,7 +265,7 @@ func assertNoCgroups(t *testing.T, data string) {
 // its nftables table, or the veth of any of the sandboxes ids behind.
 func assertNoNetwork(t *testing.T, data string, ids []string) {
 	t.Helper()
-	tag := manager.Tag(data)
+	tag := sandbox.DaemonTag(data)
 	if _, err := netlink.LinkByName("hutch" + tag); err == nil {
 		t.Errorf("bridge hutch%s left behind", tag)
 	}

@@ -23,13 +23,8 @@ import (
 	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
-// Runtime is what the suite drives; manager.Runtime has the same methods.
-type Runtime interface {
-	Name() string
-	Start(ctx context.Context, id, bundle string, spec *specs.Spec, logPath string, extra ...*os.File) error
-	State(ctx context.Context, id string) (runtime.Status, int, error)
-	Delete(ctx context.Context, id string) error
-}
+// Runtime is what the suite drives: the lifecycle's runtime interface.
+type Runtime = sandbox.Runtime
 
 // Busybox is the static busybox the test containers run.
 const Busybox = "/bin/busybox"
@@ -67,6 +62,8 @@ func Run(t *testing.T, newRuntime func(t *testing.T) Runtime) {
 		{"StateMissing", testStateMissing},
 		{"BadSpec", testBadSpec},
 		{"Parallel", testParallel},
+		{"Freeze", testFreeze},
+		{"Sweep", testSweep},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newRuntime(t)) })

@@ -1,8 +1,7 @@
-package manager
+package runtime
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,26 +9,26 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hutch-sh/hutch/internal/sandbox"
 )
 
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// CgroupParent is the cgroup under which the daemon with this data dir puts
-// its sandboxes: one subtree per daemon, so a daemon can sweep its own
-// leftovers without touching another daemon's sandboxes on the same host.
-func CgroupParent(dataDir string) string { return "/hutch/" + Tag(dataDir) }
+// CgroupParent is the cgroup under which the daemon tagged tag (see
+// sandbox.Tag) puts its sandboxes: one subtree per daemon, so a daemon can
+// sweep its own leftovers without touching another daemon's sandboxes on
+// the same host.
+func CgroupParent(tag string) string { return "/hutch/" + tag }
 
-// Tag is the short name of the daemon with this data dir: 8 hex digits that
-// name what it creates on the host (cgroups, bridge, rules).
-func Tag(dataDir string) string {
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		abs = dataDir
-	}
-	sum := sha256.Sum256([]byte(abs))
-	return hex.EncodeToString(sum[:4])
-}
+var (
+	_ sandbox.Freezer = (*Runc)(nil)
+	_ sandbox.Sweeper = (*Runc)(nil)
+)
+
+// cgroup is sandbox id's cgroup path, relative to each hierarchy.
+func (r *Runc) cgroup(id string) string { return r.cgroupParent + "/" + id }
 
 // cgroupDirs returns the directories of cgroup path rel in every hierarchy.
 func cgroupDirs(rel string) []string {
@@ -44,21 +43,24 @@ func cgroupDirs(rel string) []string {
 	return out
 }
 
-// sweepCgroups kills whatever runs in this daemon's cgroups that belong to
-// no known sandbox (a container whose daemon died while starting it) and
+// Sweep kills whatever runs in this daemon's cgroups that belong to no
+// known sandbox (a container whose daemon died while starting it) and
 // removes those cgroups.
-func (m *Manager) sweepCgroups(known map[string]bool) {
+func (r *Runc) Sweep(_ context.Context, known func(id string) bool) {
+	if r.cgroupParent == "" {
+		return
+	}
 	stale := map[string][]string{}
-	for _, parent := range cgroupDirs(m.cgroupParent) {
+	for _, parent := range cgroupDirs(r.cgroupParent) {
 		ents, _ := os.ReadDir(parent)
 		for _, e := range ents {
-			if e.IsDir() && !known[e.Name()] {
+			if e.IsDir() && !known(e.Name()) {
 				stale[e.Name()] = append(stale[e.Name()], filepath.Join(parent, e.Name()))
 			}
 		}
 	}
 	for id, dirs := range stale {
-		m.log.Info("removing orphaned cgroup", "id", id)
+		r.log.Info("removing orphaned cgroup", "id", id)
 		for _, d := range dirs {
 			killCgroup(d)
 		}
@@ -88,8 +90,11 @@ func killCgroup(dir string) {
 // removeCgroups removes what the runtime left of sandbox id's cgroups: a
 // task that is exiting, or a zombie waiting for the host's init to reap it,
 // keeps its cgroup busy for a moment after the container is gone.
-func (m *Manager) removeCgroups(id string) error {
-	dirs := cgroupDirs(m.cgroupParent + "/" + id)
+func (r *Runc) removeCgroups(id string) error {
+	if r.cgroupParent == "" {
+		return nil
+	}
+	dirs := cgroupDirs(r.cgroup(id))
 	deadline := time.Now().Add(5 * time.Second)
 	for _, d := range dirs {
 		for {
@@ -104,4 +109,15 @@ func (m *Manager) removeCgroups(id string) error {
 		}
 	}
 	return nil
+}
+
+// Close removes this daemon's cgroup subtree when no sandbox is left in it;
+// sandboxes that keep running keep it.
+func (r *Runc) Close() {
+	if r.cgroupParent == "" {
+		return
+	}
+	for _, d := range cgroupDirs(r.cgroupParent) {
+		_ = os.Remove(d)
+	}
 }

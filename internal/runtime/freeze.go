@@ -1,6 +1,7 @@
-package manager
+package runtime
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,10 +11,10 @@ import (
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
 
-// freeze stops every task of sandbox id with the freezer cgroup (v1, or
+// Freeze stops every task of sandbox id with the freezer cgroup (v1, or
 // cgroup.freeze on v2) and returns the function that thaws them.
-func (m *Manager) freeze(id string) (thaw func(), err error) {
-	rel := filepath.Join(m.cgroupParent, id)
+func (r *Runc) Freeze(_ context.Context, id string) (thaw func(), err error) {
+	rel := r.cgroup(id)
 	v1 := filepath.Join(cgroupRoot, "freezer", rel, "freezer.state")
 	if _, err := os.Stat(v1); err == nil {
 		return setFrozen(v1, "FROZEN", "THAWED", func() bool {
