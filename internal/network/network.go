@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/hutch-sh/hutch/internal/errdefs"
 )
@@ -62,7 +64,10 @@ type Network struct {
 	fwd    *forwarder
 	egress bool
 
-	portsMu sync.Mutex // serialises rewrites of the bridge-port rules
+	portsMu sync.Mutex // serialises changes to the bridge-port rules
+	// portAddrs is what the bridge table lets each port send as: host-side
+	// veth name → address.
+	portAddrs map[string]netip.Addr
 }
 
 // Open sets up the daemon's bridge, rules and DNS forwarder, reusing what a
@@ -79,7 +84,7 @@ func Open(log *slog.Logger, cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{log: log, tag: cfg.Tag, bridge: bridgePrefix + cfg.Tag, subnet: subnet, mtu: hostMTU(), ipam: newIPAM(subnet), egress: cfg.Egress}
+	n := &Network{log: log, tag: cfg.Tag, bridge: bridgePrefix + cfg.Tag, subnet: subnet, mtu: hostMTU(), ipam: newIPAM(subnet), egress: cfg.Egress, portAddrs: make(map[string]netip.Addr)}
 	if err := n.ensureBridge(); err != nil {
 		return nil, err
 	}
@@ -274,7 +279,7 @@ func (n *Network) Setup(ctx context.Context, id, nsPath string, addr netip.Addr)
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw}); err != nil {
 		return fmt.Errorf("default route: %w", err)
 	}
-	if err := n.syncPorts(id, addr); err != nil {
+	if err := n.addPort(host, addr); err != nil {
 		return err
 	}
 	return nil
@@ -283,6 +288,9 @@ func (n *Network) Setup(ctx context.Context, id, nsPath string, addr netip.Addr)
 // Teardown disconnects sandbox id and removes its namespace; its address
 // stays reserved. Whatever is already gone is fine.
 func (n *Network) Teardown(_ context.Context, id, nsPath string) error {
+	if err := n.dropPort(vethName(id)); err != nil {
+		return err
+	}
 	if l, err := netlink.LinkByName(vethName(id)); err == nil {
 		if err := netlink.LinkDel(l); err != nil {
 			return fmt.Errorf("delete veth %s: %w", vethName(id), err)
@@ -301,26 +309,53 @@ func (n *Network) Sweep(_ context.Context, known func(id string) bool) {
 			_ = netlink.LinkDel(l)
 		}
 	}
-	// The addresses of the sandboxes known are reserved by now: their
-	// ports' rules are rewritten from them.
-	if err := n.syncPorts("", netip.Addr{}); err != nil {
-		n.log.Warn("bridge port rules", "err", err)
-	}
-}
-
-// syncPorts rewrites the bridge-port rules from every address held, plus
-// id's addr when given: each sandbox port may only send as its own address.
-func (n *Network) syncPorts(id string, addr netip.Addr) error {
+	// The addresses of the sandboxes known are reserved by now: the port
+	// table is rebuilt from them, in one atomic batch.
 	n.portsMu.Lock()
 	defer n.portsMu.Unlock()
 	ports := make(map[string]netip.Addr)
 	for owner, a := range n.ipam.held() {
 		ports[vethName(owner)] = a
 	}
-	if id != "" {
-		ports[vethName(id)] = addr
+	if err := installPortTable(n.tag, ports); err != nil {
+		n.log.Warn("bridge port rules", "err", err)
+		return
 	}
-	return applyPortRules(n.tag, ports)
+	n.portAddrs = ports
+}
+
+// addPort lets port send as addr only: two set elements, whatever the
+// number of sandboxes. A table missing or of an older daemon's making is
+// installed whole first.
+func (n *Network) addPort(port string, addr netip.Addr) error {
+	n.portsMu.Lock()
+	defer n.portsMu.Unlock()
+	err := setPort(n.tag, port, n.portAddrs[port], addr)
+	if errors.Is(err, unix.ENOENT) {
+		ports := maps.Clone(n.portAddrs)
+		ports[port] = addr
+		err = installPortTable(n.tag, ports)
+	}
+	if err != nil {
+		return err
+	}
+	n.portAddrs[port] = addr
+	return nil
+}
+
+// dropPort removes port's elements; the port is about to go.
+func (n *Network) dropPort(port string) error {
+	n.portsMu.Lock()
+	defer n.portsMu.Unlock()
+	old, ok := n.portAddrs[port]
+	if !ok {
+		return nil
+	}
+	if err := setPort(n.tag, port, old, netip.Addr{}); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	delete(n.portAddrs, port)
+	return nil
 }
 
 // ports lists the links attached to the bridge.

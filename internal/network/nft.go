@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -117,13 +118,38 @@ func applyRules(rs ruleSet) error {
 // source and as ARP sender. Without them a sandbox with CAP_NET_RAW could
 // send as another (and be judged by the other's egress policy, e.g. for DNS
 // queries), or poison the host's neighbour entry for another's address.
+//
+//	table bridge hutch-TAG {
+//	  set ports  { type ifname; }               # this daemon's sandbox ports
+//	  set owners { type ifname . ipv4_addr; }   # each port → its one address
+//	  chain prerouting {
+//	    iifname @ports meta protocol ip  iifname . ip saddr     != @owners drop
+//	    iifname @ports meta protocol arp iifname . arp saddr ip != @owners drop
+//	  }
+//	}
+//
+// The rules never change: a sandbox's start adds its two elements and its
+// stop deletes them, so neither costs more with a thousand sandboxes than
+// with one, and no netlink batch grows with their number.
 func portTable(tag string) *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyBridge, Name: "hutch-" + tag}
 }
 
-// applyPortRules replaces the bridge table with rules for ports, host-side
-// veth name → the only address that may come from it.
-func applyPortRules(tag string, ports map[string]netip.Addr) error {
+func portSets(t *nftables.Table) (ports, owners *nftables.Set) {
+	ports = &nftables.Set{Table: t, Name: "ports", KeyType: nftables.TypeIFName}
+	owners = &nftables.Set{Table: t, Name: "owners", Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)}
+	return ports, owners
+}
+
+// elemsPerMessage bounds one netlink message of set elements (≈ 40 bytes
+// each), well under what a socket buffer takes.
+const elemsPerMessage = 512
+
+// installPortTable replaces the bridge table, in one atomic batch, with the
+// fixed rules and an element for each of ports (host-side veth name → the
+// only address that may come from it). It runs when the daemon starts.
+func installPortTable(tag string, ports map[string]netip.Addr) error {
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -132,20 +158,39 @@ func applyPortRules(tag string, ports map[string]netip.Addr) error {
 	c.AddTable(t)
 	c.DelTable(t)
 	t = c.AddTable(t)
+	pset, oset := portSets(t)
+	if err := c.AddSet(pset, nil); err != nil {
+		return err
+	}
+	if err := c.AddSet(oset, nil); err != nil {
+		return err
+	}
 	accept := nftables.ChainPolicyAccept
 	ch := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	// ip saddr at offset 12 of the IPv4 header; the ARP sender's protocol
+	// address at offset 14 of an Ethernet/IPv4 ARP packet.
+	rule(c, ch, etherType(0x0800), inSet(pset), notOwner(oset, 12), verdict(expr.VerdictDrop))
+	rule(c, ch, etherType(0x0806), inSet(pset), notOwner(oset, 14), verdict(expr.VerdictDrop))
 	names := make([]string, 0, len(ports))
 	for name := range ports {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		a := ports[name].As4()
-		// ip saddr at offset 12 of the IPv4 header; the ARP sender's
-		// protocol address at offset 14 of an Ethernet/IPv4 ARP packet.
-		rule(c, ch, iif(name), etherType(0x0800), notAt(12, a[:]), verdict(expr.VerdictDrop))
-		rule(c, ch, iif(name), etherType(0x0806), notAt(14, a[:]), verdict(expr.VerdictDrop))
+	for len(names) > 0 {
+		n := min(len(names), elemsPerMessage)
+		pe, oe := make([]nftables.SetElement, 0, n), make([]nftables.SetElement, 0, n)
+		for _, name := range names[:n] {
+			pe = append(pe, nftables.SetElement{Key: ifname(name)})
+			oe = append(oe, nftables.SetElement{Key: ownerKey(name, ports[name])})
+		}
+		if err := c.SetAddElements(pset, pe); err != nil {
+			return err
+		}
+		if err := c.SetAddElements(oset, oe); err != nil {
+			return err
+		}
+		names = names[n:]
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install nftables port rules: %w", err)
@@ -153,18 +198,85 @@ func applyPortRules(tag string, ports map[string]netip.Addr) error {
 	return nil
 }
 
+// setPort lets port send as addr only, replacing old (its previous
+// address, if valid); with addr invalid it removes the port. Elements that
+// are already gone are fine.
+func setPort(tag, port string, old, addr netip.Addr) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	pset, oset := portSets(portTable(tag))
+	if old.IsValid() && old != addr {
+		if err := deleteElem(c, oset, ownerKey(port, old)); err != nil {
+			return err
+		}
+	}
+	if !addr.IsValid() {
+		if err := deleteElem(c, pset, ifname(port)); err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := c.SetAddElements(oset, []nftables.SetElement{{Key: ownerKey(port, addr)}}); err != nil {
+		return err
+	}
+	if err := c.SetAddElements(pset, []nftables.SetElement{{Key: ifname(port)}}); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables port rules for %s: %w", port, err)
+	}
+	return nil
+}
+
+// deleteElem deletes one element in a batch of its own, so that one
+// already gone (ENOENT) fails nothing else.
+func deleteElem(c *nftables.Conn, s *nftables.Set, key []byte) error {
+	if err := c.SetDeleteElements(s, []nftables.SetElement{{Key: key}}); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("nftables: delete from set %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// ownerKey is a key of the owners set: the port's name, then its address.
+func ownerKey(port string, a netip.Addr) []byte {
+	b := a.As4()
+	return append(ifname(port), b[:]...)
+}
+
+// inSet matches frames that came in on a port of s.
+func inSet(s *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	}
+}
+
+// The 4-byte registers a concatenation is built in: the port's name takes
+// four (NFT_REG32_00..03), the address the fifth.
+const (
+	reg32Name = 8
+	reg32Addr = 12
+)
+
+// notOwner matches when the port and the 4 network-header bytes at offset
+// are not an element of s.
+func notOwner(s *nftables.Set, offset uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg32Name},
+		&expr.Payload{DestRegister: reg32Addr, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Lookup{SourceRegister: reg32Name, SetName: s.Name, SetID: s.ID, Invert: true},
+	}
+}
+
 func etherType(t uint16) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(t)},
-	}
-}
-
-// notAt matches when the network-header bytes at offset differ from want.
-func notAt(offset uint32, want []byte) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: uint32(len(want))},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: want},
 	}
 }
 
