@@ -60,6 +60,15 @@ func listenIn(t *testing.T, nsPath, addr string) net.Listener {
 	return ln
 }
 
+// randBase picks the first of a run of sandbox ids nobody else uses.
+func randBase(t *testing.T) uint64 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8
+}
+
+func sandboxID(base uint64, i int) string { return fmt.Sprintf("hb-%012x", base+uint64(i)) }
+
 func randTag(t *testing.T) string {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
@@ -116,12 +125,15 @@ func TestSandboxNetwork(t *testing.T) {
 		}
 	})
 	gw := n.Gateway()
+	// Ids of their own: a stale bridge table of a killed run names its
+	// ports, and would judge ours by its addresses.
+	base := randBase(t)
 	ctx := context.Background()
 
 	var ns [2]string
 	var addrs [2]netip.Addr
 	for i := range ns {
-		id := fmt.Sprintf("hb-%012x", i+0xabc000)
+		id := sandboxID(base, i)
 		addrs[i], err = n.Allocate(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -242,7 +254,7 @@ func TestSandboxNetwork(t *testing.T) {
 
 	// Tear-down leaves nothing: no veth, no namespace, no bridge, no table.
 	for i := range ns {
-		id := fmt.Sprintf("hb-%012x", i+0xabc000)
+		id := sandboxID(base, i)
 		if err := n.Teardown(ctx, id, ns[i]); err != nil {
 			t.Fatal(err)
 		}

@@ -72,6 +72,7 @@ func TestPortRulesScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	base := randBase(t)
 	ids := make([]string, n)
 	paths := make([]string, n)
 	addrs := make([]netip.Addr, n)
@@ -84,7 +85,7 @@ func TestPortRulesScale(t *testing.T) {
 		_ = nw.Close()
 	})
 	for i := range n {
-		ids[i] = fmt.Sprintf("hb-%012x", i+0xdd0000)
+		ids[i] = sandboxID(base, i)
 		paths[i] = filepath.Join(dir, fmt.Sprintf("ns%d", i))
 		if addrs[i], err = nw.Allocate(ctx, ids[i]); err != nil {
 			t.Fatal(err)
