@@ -68,6 +68,14 @@ type kernel interface {
 // Python; breakOnSigint or abandoning the awaited promise in Node).
 func interrupt(k kernel) { k.child().Signal(syscall.SIGINT) }
 
+// repeater is a kernel whose interrupt may be lost and is safe to send
+// again until the cell ends: Node's SIGINT handler ignores one that comes
+// between cells, while one that comes in the instant before a cell enters
+// its script has nothing left to stop the script with.
+type repeater interface{ repeatsInterrupt() bool }
+
+var _ repeater = (*node)(nil)
+
 // exited reports whether the kernel's process has ended.
 func exited(k kernel) bool {
 	select {

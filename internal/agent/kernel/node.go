@@ -199,6 +199,8 @@ func mergeOutput(m nodeMsg, msgs <-chan nodeMsg) (string, *nodeMsg) {
 
 func (k *node) child() *spawn.Child { return k.proc }
 
+func (k *node) repeatsInterrupt() bool { return true }
+
 func (k *node) close() { k.once.Do(k.stop) }
 
 func (k *node) stop() {

@@ -150,10 +150,21 @@ func (s *Service) supervise(ctx context.Context, timeoutMs int64, k kernel, out 
 	interrupt(k)
 	grace := time.NewTimer(interruptGrace)
 	defer grace.Stop()
-	select {
-	case <-finished:
-	case <-grace.C:
-		kill()
+	var again <-chan time.Time
+	if r, ok := k.(repeater); ok && r.repeatsInterrupt() {
+		t := time.NewTicker(interruptGrace / 12)
+		defer t.Stop()
+		again = t.C
 	}
-	return why
+	for {
+		select {
+		case <-finished:
+			return why
+		case <-again:
+			interrupt(k)
+		case <-grace.C:
+			kill()
+			return why
+		}
+	}
 }

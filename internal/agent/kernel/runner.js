@@ -173,7 +173,7 @@ async function run(id, code) {
   const filename = `cell-${count}`;
   let abort;
   current = { id, abort: new Promise((resolve) => { abort = resolve; }) };
-  current.interrupt = () => abort({ interrupted: true });
+  current.interrupt = () => { current.interrupted = true; abort({ interrupted: true }); };
   let status = 'ok';
   let compiling = true;
   try {
@@ -183,6 +183,11 @@ async function run(id, code) {
     const { code: js, names } = rewrite(src);
     for (const n of names) if (!(n in sandbox)) sandbox[n] = undefined;
     compiling = false;
+    // A SIGINT that came while the cell was being transformed waits in the
+    // event loop: let it in before the cell runs, or a synchronous loop
+    // would start with its interrupt already spent.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (current.interrupted) throw Object.assign(new Error('interrupted'), { code: 'ERR_SCRIPT_EXECUTION_INTERRUPTED' });
     const promise = vm.runInContext(js, sandbox, { filename, breakOnSigint: true });
     const r = await Promise.race([promise.then((value) => ({ value })), current.abort]);
     if (r.interrupted) {
