@@ -15,6 +15,8 @@ import (
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hutch-sh/hutch/internal/testutil"
 )
 
 // mcpTools are the tools an MCP client must find, whatever the transport.
@@ -315,13 +317,7 @@ func TestMCPAdmission(t *testing.T) {
 // the tools and calls exec, files and run code over both transports
 // (test/mcp-node), with API keys on.
 func TestMCPNodeClient(t *testing.T) {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("npm is needed to run the TypeScript MCP client")
-		}
-		t.Skip("no npm")
-	}
+	npm := testutil.RequiresTool(t, "npm")
 	dir, err := filepath.Abs("../mcp-node")
 	if err != nil {
 		t.Fatal(err)
